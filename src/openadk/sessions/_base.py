@@ -1,0 +1,443 @@
+"""`BaseSessionService`: the contract every session backend implements, and its shared semantics."""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+
+from typing_extensions import Self
+
+from openadk.errors import StaleSessionError
+from openadk.events import Event
+from openadk.sessions._json import copy_json, to_json_value
+from openadk.sessions._session import GetSessionConfig, ListSessionsResponse, Session
+from openadk.sessions._state import State
+
+__all__ = ["AppendOutcome", "BaseSessionService", "OnStale", "ScopedDelta"]
+
+OnStale = Literal["error", "merge"]
+"""What `append_event` does with a stale handle: raise `StaleSessionError`, or append on top."""
+
+MAX_KEY_LENGTH = 128
+"""Longest app name, user id or session id: the width of the database key columns."""
+
+
+@dataclass
+class ScopedDelta:
+    """A state change split by scope, with prefixes removed from app and user keys."""
+
+    app: dict[str, Any] = field(default_factory=dict)
+    user: dict[str, Any] = field(default_factory=dict)
+    session: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def split(cls, state: Mapping[str, Any], where: str) -> ScopedDelta:
+        """Splits a state dict by key prefix, dropping ``temp:`` keys and converting to JSON.
+
+        Raises:
+            TypeError: A key is not a string or a value cannot be stored as JSON.
+            ValueError: A value is a non-finite float.
+        """
+        result = cls()
+        for key, value in state.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} keys must be strings, got {type(key).__name__}.")
+            if key.startswith(State.TEMP_PREFIX):
+                continue
+            stored = to_json_value(value, f"{where}[{key!r}]")
+            if key.startswith(State.APP_PREFIX):
+                result.app[key[len(State.APP_PREFIX) :]] = stored
+            elif key.startswith(State.USER_PREFIX):
+                result.user[key[len(State.USER_PREFIX) :]] = stored
+            else:
+                result.session[key] = stored
+        return result
+
+    def __bool__(self) -> bool:
+        return bool(self.app or self.user or self.session)
+
+
+@dataclass
+class AppendPlan:
+    """What one `append_event` will change, computed and checked before storage is touched.
+
+    Attributes:
+        delta: The event's state delta as it is stored: ``temp:`` keys removed, values JSON.
+        temp: The ``temp:`` keys, applied to the live session only.
+        scoped: ``delta`` split by scope.
+    """
+
+    delta: dict[str, Any]
+    temp: dict[str, Any]
+    scoped: ScopedDelta
+
+    @classmethod
+    def for_event(cls, event: Event) -> AppendPlan:
+        """Builds the plan for ``event``; raises before anything changes if the delta is bad."""
+        raw = event.actions.state_delta
+        temp = {k: v for k, v in raw.items() if k.startswith(State.TEMP_PREFIX)}
+        kept = {k: v for k, v in raw.items() if not k.startswith(State.TEMP_PREFIX)}
+        scoped = ScopedDelta.split(kept, "event.actions.state_delta")
+        delta = {
+            key: to_json_value(value, f"event.actions.state_delta[{key!r}]")
+            for key, value in kept.items()
+        }
+        return cls(delta=delta, temp=temp, scoped=scoped)
+
+    def stored_event(self, event: Event, timestamp: float) -> Event:
+        """Returns a private deep copy of ``event`` as storage keeps it."""
+        stored = event.model_copy(deep=True)
+        stored.actions.state_delta = copy_json(self.delta)
+        stored.timestamp = timestamp
+        return stored
+
+
+@dataclass(frozen=True)
+class AppendOutcome:
+    """What a backend reports after storing an event.
+
+    Attributes:
+        timestamp: The event's stored timestamp (moved past the previous event if needed).
+        last_update_time: The session's new ``last_update_time``.
+        marker: The session's new revision marker.
+        duplicate: The same event was already stored; nothing changed.
+    """
+
+    timestamp: float
+    last_update_time: float
+    marker: str | None
+    duplicate: bool = False
+
+
+def check_key(value: object, name: str) -> str:
+    """Checks an app name, user id or session id.
+
+    Raises:
+        TypeError: ``value`` is not a string.
+        ValueError: ``value`` is blank, too long, or holds a NUL character.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}.")
+    if not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}.")
+    if len(value) > MAX_KEY_LENGTH:
+        raise ValueError(
+            f"{name} is {len(value)} characters long; the limit is {MAX_KEY_LENGTH} "
+            f"(the width of the database key columns)."
+        )
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL characters.")
+    return value
+
+
+def merge_state(
+    session_state: Mapping[str, Any],
+    app_state: Mapping[str, Any],
+    user_state: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Returns a fresh dict of session keys, then ``app:`` keys, then ``user:`` keys."""
+    merged = copy_json(dict(session_state))
+    for key, value in app_state.items():
+        merged[State.APP_PREFIX + key] = copy_json(value)
+    for key, value in user_state.items():
+        merged[State.USER_PREFIX + key] = copy_json(value)
+    return merged  # type: ignore[no-any-return]
+
+
+def next_timestamp(requested: float, last: float | None) -> float:
+    """Returns ``requested``, or a time just after ``last`` when it is not after it.
+
+    Stored order is commit order: an event whose clock is behind the session's last event is
+    moved just past it, so ordering by timestamp never reorders history a reader has seen.
+    """
+    if last is None or requested > last:
+        return requested
+    return max(last + 1e-6, math.nextafter(last, math.inf))
+
+
+def sort_key(session: Session) -> tuple[float, str, str]:
+    """The order of `list_sessions`: last update time, then user id, then id."""
+    return (session.last_update_time, session.user_id, session.id)
+
+
+class BaseSessionService(abc.ABC):
+    """The interface of every session service, and the behaviour they share.
+
+    The public methods check their arguments, keep google-adk's keyword-only signatures, and
+    delegate to the protected hooks a backend implements. The shared semantics live here once:
+    partial events are ignored, ``temp:`` keys reach the live session but never storage, a state
+    delta is split into app, user and session parts, and scopes are merged on read.
+
+    Every service is an async context manager; leaving the block calls `close`.
+    """
+
+    def __init__(self, *, on_stale: OnStale = "error") -> None:
+        """Initializes shared settings.
+
+        Args:
+            on_stale: ``"error"`` (default) raises `StaleSessionError` when a handle is older than
+                storage; ``"merge"`` appends the event on top of the latest stored state.
+
+        Raises:
+            ValueError: ``on_stale`` is not one of the two values.
+        """
+        if on_stale not in ("error", "merge"):
+            raise ValueError(f"on_stale must be 'error' or 'merge', got {on_stale!r}.")
+        self._on_stale: OnStale = on_stale
+
+    # Public API --------------------------------------------------------------------------------
+
+    async def create_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        state: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        exist_ok: bool = True,
+    ) -> Session:
+        """Creates a session, or resumes the one with ``session_id``.
+
+        Args:
+            app_name: The application's name.
+            user_id: The user's id.
+            state: Initial state. ``app:`` and ``user:`` keys update the shared scopes;
+                ``temp:`` keys are dropped. When the session exists, these keys are merged into
+                its stored state.
+            session_id: The id to use; a uuid4 string when None.
+            exist_ok: When False, an existing ``session_id`` raises `AlreadyExistsError`
+                (google-adk's behaviour) instead of resuming it.
+
+        Returns:
+            The session with merged state (and, when resumed, its events).
+
+        Raises:
+            AlreadyExistsError: ``session_id`` exists and ``exist_ok`` is False.
+            TypeError: An argument has the wrong type or a state value cannot be stored as JSON.
+            ValueError: An id is blank or too long.
+        """
+        check_key(app_name, "app_name")
+        check_key(user_id, "user_id")
+        if session_id is not None:
+            check_key(session_id, "session_id")
+        if state is not None and not isinstance(state, Mapping):
+            raise TypeError(f"state must be a dict or None, got {type(state).__name__}.")
+        scoped = ScopedDelta.split(state or {}, "state")
+        return await self._create_session(
+            app_name=app_name,
+            user_id=user_id,
+            session_id=session_id,
+            state=scoped,
+            exist_ok=exist_ok,
+        )
+
+    async def get_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        """Returns a session with merged state and its events, oldest first.
+
+        Args:
+            app_name: The application's name.
+            user_id: The user's id.
+            session_id: The session's id.
+            config: Which events to return (all when None).
+
+        Returns:
+            The session, or None when it does not exist.
+        """
+        check_key(app_name, "app_name")
+        check_key(user_id, "user_id")
+        check_key(session_id, "session_id")
+        if config is not None and not isinstance(config, GetSessionConfig):
+            raise TypeError(f"config must be a GetSessionConfig, got {type(config).__name__}.")
+        return await self._get_session(
+            app_name=app_name, user_id=user_id, session_id=session_id, config=config
+        )
+
+    async def list_sessions(
+        self, *, app_name: str, user_id: str | None = None
+    ) -> ListSessionsResponse:
+        """Lists sessions without their events, oldest update first.
+
+        Args:
+            app_name: The application's name.
+            user_id: Only this user's sessions; every user's when None.
+
+        Returns:
+            Sessions with merged state, ordered by (last_update_time, user_id, id).
+        """
+        check_key(app_name, "app_name")
+        if user_id is not None:
+            check_key(user_id, "user_id")
+        return await self._list_sessions(app_name=app_name, user_id=user_id)
+
+    async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        """Deletes a session and its events; app and user state stay. A no-op when missing."""
+        check_key(app_name, "app_name")
+        check_key(user_id, "user_id")
+        check_key(session_id, "session_id")
+        await self._delete_session(app_name=app_name, user_id=user_id, session_id=session_id)
+
+    async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
+        """Returns the user's state (keys without the ``user:`` prefix), or ``{}``."""
+        check_key(app_name, "app_name")
+        check_key(user_id, "user_id")
+        return await self._get_user_state(app_name=app_name, user_id=user_id)
+
+    async def append_event(self, session: Session, event: Event) -> Event:
+        """Appends an event to a session and applies its state delta.
+
+        Partial events are returned unchanged. Otherwise the event is stored, ``temp:`` keys are
+        applied to the live ``session`` and removed from ``event.actions.state_delta``, the rest
+        of the delta is written to storage and to ``session.state``, and the event is appended to
+        ``session.events``. When the append fails, neither storage, ``session`` nor ``event``
+        has changed.
+
+        Args:
+            session: The handle to append to, as returned by this service.
+            event: The event.
+
+        Returns:
+            ``event`` (the same object).
+
+        Raises:
+            SessionNotFoundError: The session does not exist.
+            StaleSessionError: ``session`` is older than storage and ``on_stale`` is "error".
+            TypeError: ``session`` or ``event`` has the wrong type, or a state value cannot be
+                stored as JSON.
+        """
+        if not isinstance(session, Session):
+            raise TypeError(
+                f"append_event() needs an openadk Session, got {type(session).__name__}."
+            )
+        if not isinstance(event, Event):
+            raise TypeError(f"append_event() needs an openadk Event, got {type(event).__name__}.")
+        if event.partial:
+            return event
+        plan = AppendPlan.for_event(event)
+        outcome = await self._append_event(session, event, plan)
+        if outcome.duplicate:
+            return event
+        event.actions.state_delta = plan.delta
+        event.timestamp = outcome.timestamp
+        session.state.update(plan.temp)
+        session.state.update(copy_json(plan.delta))
+        session.events.append(event)
+        session.last_update_time = outcome.last_update_time
+        session._storage_update_marker = outcome.marker
+        return event
+
+    async def flush(self) -> None:  # noqa: B027 - a no-op unless a backend buffers
+        """Writes out anything buffered; a no-op for services that buffer nothing."""
+
+    async def close(self) -> None:  # noqa: B027 - a no-op unless a backend holds resources
+        """Releases the service's resources. Calling it twice is harmless."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # Helpers for backends ----------------------------------------------------------------------
+
+    def _check_stale(
+        self, session: Session, stored_marker: str | None, stored_last_event_id: str | None
+    ) -> None:
+        """Raises `StaleSessionError` when ``session`` is older than storage (unless merging).
+
+        A handle from this service carries the revision marker it was read at, compared exactly.
+        A handle built by hand has none; it is stale when storage holds an event newer than its
+        own last one.
+        """
+        if self._on_stale == "merge":
+            return
+        marker = session._storage_update_marker
+        if marker is not None:
+            stale = marker != stored_marker
+        else:
+            local_last = session.events[-1].id if session.events else None
+            stale = stored_last_event_id is not None and stored_last_event_id != local_last
+        if stale:
+            raise StaleSessionError()
+
+    # Hooks -------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _create_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str | None,
+        state: ScopedDelta,
+        exist_ok: bool,
+    ) -> Session:
+        """Creates or resumes a session; arguments are already checked.
+
+        ``session_id=None`` means generate a uuid4 string. When the id exists: with ``exist_ok``
+        merge ``state`` into it (a new revision only if ``state`` is non-empty) and return it with
+        its events; without, raise ``AlreadyExistsError(f"Session with id {id} already
+        exists.")``. App and user parts of ``state`` update the shared scopes either way. Two
+        concurrent creates of one id yield one session.
+        """
+
+    @abc.abstractmethod
+    async def _get_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None,
+    ) -> Session | None:
+        """Returns the session, or None when missing.
+
+        State is merged (`merge_state`); events are oldest first, filtered by ``config``
+        (``after_timestamp`` inclusive, then the last ``num_recent_events``). The returned
+        Session shares nothing mutable with storage and carries the current revision marker.
+        """
+
+    @abc.abstractmethod
+    async def _list_sessions(self, *, app_name: str, user_id: str | None) -> ListSessionsResponse:
+        """Returns sessions (all users when ``user_id`` is None) in `sort_key` order.
+
+        Each has merged state (its own user's) and no events. Unknown app or user: empty.
+        """
+
+    @abc.abstractmethod
+    async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        """Deletes the session and its events; app and user state stay. A no-op when missing."""
+
+    @abc.abstractmethod
+    async def _get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
+        """Returns a copy of the user's state without prefixes, ``{}`` when there is none."""
+
+    @abc.abstractmethod
+    async def _append_event(
+        self, session: Session, event: Event, plan: AppendPlan
+    ) -> AppendOutcome:
+        """Stores ``event`` atomically, or raises and changes nothing.
+
+        In order: a missing session raises ``SessionNotFoundError(f"Session {id} not found.")``;
+        an event whose id is already stored with the same content is a duplicate (report it,
+        change nothing; a different event under the same id raises ValueError); a stale handle
+        is handled by `_check_stale`; the timestamp is moved past the last stored event with
+        `next_timestamp`; then the event (`AppendPlan.stored_event`) and ``plan.scoped`` are
+        written together and a new revision marker is made. Must not modify ``session`` or
+        ``event``: the base class updates them after success.
+        """

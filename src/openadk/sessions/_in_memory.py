@@ -1,0 +1,200 @@
+"""`InMemorySessionService`: sessions in process memory, for development and tests."""
+
+from __future__ import annotations
+
+import bisect
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from openadk.errors import AlreadyExistsError, SessionNotFoundError
+from openadk.events import Event
+from openadk.sessions._base import (
+    AppendOutcome,
+    AppendPlan,
+    BaseSessionService,
+    OnStale,
+    ScopedDelta,
+    merge_state,
+    next_timestamp,
+    sort_key,
+)
+from openadk.sessions._json import copy_json
+from openadk.sessions._session import GetSessionConfig, ListSessionsResponse, Session
+
+__all__ = ["InMemorySessionService"]
+
+
+@dataclass
+class _Stored:
+    """One session as stored: its own state, its events, and a revision counter.
+
+    Stored events are private copies and are never mutated, so reads share them.
+    """
+
+    id: str
+    app_name: str
+    user_id: str
+    state: dict[str, Any]
+    last_update_time: float
+    revision: int = 0
+    events: list[Event] = field(default_factory=list)
+    timestamps: list[float] = field(default_factory=list)
+    by_id: dict[str, Event] = field(default_factory=dict)
+
+    @property
+    def marker(self) -> str:
+        return str(self.revision)
+
+
+class InMemorySessionService(BaseSessionService):
+    """Keeps sessions in memory; everything is lost when the process ends.
+
+    Reads are cheap: a returned session gets its own copy of the state and of the event list,
+    while the events themselves are shared with storage. Storage keeps a private copy of each
+    event taken at append time and never changes it; treat events of returned sessions as
+    read-only.
+
+    Meant for one event loop in one process; it is not thread-safe.
+    """
+
+    def __init__(self, *, on_stale: OnStale = "error") -> None:
+        """Creates an empty store.
+
+        Args:
+            on_stale: ``"error"`` raises `StaleSessionError` for a stale handle; ``"merge"``
+                appends on top of the latest state.
+        """
+        super().__init__(on_stale=on_stale)
+        self._sessions: dict[str, dict[str, dict[str, _Stored]]] = {}
+        self._app_state: dict[str, dict[str, Any]] = {}
+        self._user_state: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def _find(self, app_name: str, user_id: str, session_id: str) -> _Stored | None:
+        return self._sessions.get(app_name, {}).get(user_id, {}).get(session_id)
+
+    def _apply_shared(self, app_name: str, user_id: str, scoped: ScopedDelta) -> None:
+        if scoped.app:
+            self._app_state.setdefault(app_name, {}).update(copy_json(scoped.app))
+        if scoped.user:
+            users = self._user_state.setdefault(app_name, {})
+            users.setdefault(user_id, {}).update(copy_json(scoped.user))
+
+    def _to_session(self, stored: _Stored, events: list[Event]) -> Session:
+        session = Session.model_construct(
+            id=stored.id,
+            app_name=stored.app_name,
+            user_id=stored.user_id,
+            state=merge_state(
+                stored.state,
+                self._app_state.get(stored.app_name, {}),
+                self._user_state.get(stored.app_name, {}).get(stored.user_id, {}),
+            ),
+            events=events,
+            last_update_time=stored.last_update_time,
+        )
+        session._storage_update_marker = stored.marker
+        return session
+
+    async def _create_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str | None,
+        state: ScopedDelta,
+        exist_ok: bool,
+    ) -> Session:
+        if session_id is None:
+            session_id = str(uuid.uuid4())
+        stored = self._find(app_name, user_id, session_id)
+        if stored is not None and not exist_ok:
+            raise AlreadyExistsError(f"Session with id {session_id} already exists.")
+        now = time.time()
+        if stored is None:
+            stored = _Stored(
+                id=session_id,
+                app_name=app_name,
+                user_id=user_id,
+                state=copy_json(state.session),
+                last_update_time=now,
+            )
+            self._sessions.setdefault(app_name, {}).setdefault(user_id, {})[session_id] = stored
+        elif state:
+            stored.state.update(copy_json(state.session))
+            stored.revision += 1
+            stored.last_update_time = max(now, stored.last_update_time)
+        self._apply_shared(app_name, user_id, state)
+        return self._to_session(stored, list(stored.events))
+
+    async def _get_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None,
+    ) -> Session | None:
+        stored = self._find(app_name, user_id, session_id)
+        if stored is None:
+            return None
+        start = 0
+        if config is not None:
+            if config.after_timestamp is not None:
+                # Timestamps strictly increase (next_timestamp), so bisect finds the cut.
+                start = bisect.bisect_left(stored.timestamps, config.after_timestamp)
+            if config.num_recent_events is not None:
+                start = max(start, len(stored.events) - config.num_recent_events)
+        return self._to_session(stored, stored.events[start:])
+
+    async def _list_sessions(self, *, app_name: str, user_id: str | None) -> ListSessionsResponse:
+        users = self._sessions.get(app_name, {})
+        if user_id is not None:
+            users = {user_id: users[user_id]} if user_id in users else {}
+        sessions = [
+            self._to_session(stored, []) for by_id in users.values() for stored in by_id.values()
+        ]
+        sessions.sort(key=sort_key)
+        return ListSessionsResponse(sessions=sessions)
+
+    async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        by_id = self._sessions.get(app_name, {}).get(user_id, {})
+        by_id.pop(session_id, None)
+
+    async def _get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
+        return copy_json(self._user_state.get(app_name, {}).get(user_id, {}))  # type: ignore[no-any-return]
+
+    async def _append_event(
+        self, session: Session, event: Event, plan: AppendPlan
+    ) -> AppendOutcome:
+        stored = self._find(session.app_name, session.user_id, session.id)
+        if stored is None:
+            raise SessionNotFoundError(f"Session {session.id} not found.")
+        previous = stored.by_id.get(event.id)
+        if previous is not None:
+            if previous != plan.stored_event(event, previous.timestamp):
+                raise ValueError(
+                    f"Event id {event.id} is already stored in session {session.id} with "
+                    f"different content; give the new event a new id."
+                )
+            return AppendOutcome(
+                timestamp=previous.timestamp,
+                last_update_time=stored.last_update_time,
+                marker=stored.marker,
+                duplicate=True,
+            )
+        self._check_stale(session, stored.marker, stored.events[-1].id if stored.events else None)
+        timestamp = next_timestamp(
+            event.timestamp, stored.timestamps[-1] if stored.timestamps else None
+        )
+        copy = plan.stored_event(event, timestamp)
+        # Nothing below can fail, so the append is all-or-nothing.
+        stored.events.append(copy)
+        stored.timestamps.append(timestamp)
+        stored.by_id[copy.id] = copy
+        stored.state.update(copy_json(plan.scoped.session))
+        self._apply_shared(session.app_name, session.user_id, plan.scoped)
+        stored.revision += 1
+        stored.last_update_time = timestamp
+        return AppendOutcome(timestamp=timestamp, last_update_time=timestamp, marker=stored.marker)

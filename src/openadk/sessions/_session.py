@@ -1,0 +1,61 @@
+"""`Session`, `GetSessionConfig` and `ListSessionsResponse`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic.alias_generators import to_camel
+
+from openadk.events import Event
+
+__all__ = ["GetSessionConfig", "ListSessionsResponse", "Session"]
+
+
+class Session(BaseModel):
+    """A conversation between a user and an agent: its state and its events.
+
+    Sessions are data; create, read and change them through a session service. ``state`` holds
+    the session's own keys merged with the app's (``app:``-prefixed) and the user's (``user:``)
+    keys; ``events`` are oldest first.
+    """
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    id: str
+    """The session id, unique within (app_name, user_id)."""
+    app_name: str
+    user_id: str
+    state: dict[str, Any] = Field(default_factory=dict)
+    events: list[Event] = Field(default_factory=list)
+    last_update_time: float = 0.0
+    """Unix seconds of the last change: the last event's timestamp, or the creation time."""
+
+    # The stored revision this handle was read at; `append_event` compares it to detect stale
+    # handles. Private, as in google-adk, so it never appears in JSON.
+    _storage_update_marker: str | None = PrivateAttr(default=None)
+
+
+class GetSessionConfig(BaseModel):
+    """Which events `get_session` returns.
+
+    ``num_recent_events=None`` returns every event, ``0`` none, ``N`` the last N.
+    ``after_timestamp`` keeps events whose timestamp is at or after it. Both together return the
+    last N of the events at or after the timestamp.
+    """
+
+    num_recent_events: int | None = None
+    after_timestamp: float | None = None
+
+    @field_validator("num_recent_events")
+    @classmethod
+    def _non_negative(cls, value: int | None) -> int | None:
+        if value is not None and value < 0:
+            raise ValueError("num_recent_events must be greater than or equal to 0.")
+        return value
+
+
+class ListSessionsResponse(BaseModel):
+    """The result of `list_sessions`: sessions with merged state and no events."""
+
+    sessions: list[Session] = Field(default_factory=list)
