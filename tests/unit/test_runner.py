@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from google.genai import types
+
+from openadk import Agent, Runner
+from openadk.agents import fill_instruction
+from openadk.errors import SessionNotFoundError
+from openadk.events import Event
+from openadk.models import BaseLlm, LlmRequest, LlmResponse, ModelError, resolve_model
+from openadk.models._offline import OfflineModel
+from openadk.sessions import InMemorySessionService
+
+
+def user_text(text: str) -> types.Content:
+    return types.UserContent(parts=[types.Part(text=text)])
+
+
+class RecordingModel(BaseLlm):
+    """Records requests; streams a partial chunk, then the final reply (or fails)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__("recording")
+        self.requests: list[LlmRequest] = []
+        self.fail = fail
+
+    async def generate_content_async(self, request: LlmRequest) -> AsyncIterator[LlmResponse]:
+        self.requests.append(request)
+        if self.fail:
+            raise ModelError("endpoint down: connection refused")
+        yield LlmResponse(content=types.ModelContent("par"), partial=True)
+        yield LlmResponse(content=types.ModelContent(f"reply {len(self.requests)}"))
+
+
+def make(model: BaseLlm | str, **agent_kwargs: object) -> tuple[Runner, InMemorySessionService]:
+    service = InMemorySessionService()
+    agent = Agent(name="helper", model=model, **agent_kwargs)  # type: ignore[arg-type]
+    return Runner(app_name="app", agent=agent, session_service=service), service
+
+
+async def run(runner: Runner, text: str, session_id: str = "s") -> list[Event]:
+    return [
+        e
+        async for e in runner.run_async(
+            user_id="u", session_id=session_id, new_message=user_text(text)
+        )
+    ]
+
+
+@pytest.mark.asyncio
+async def test_second_turn_remembers_the_first_with_the_offline_model() -> None:
+    runner, service = make("offline")
+    await service.create_session(app_name="app", user_id="u", session_id="s")
+    first = await run(runner, "My name is Alice")
+    second = await run(runner, "What's my name?")
+    assert first[-1].content is not None and second[-1].content is not None
+    assert first[-1].content.parts and second[-1].content.parts
+    assert "Alice" in (first[-1].content.parts[0].text or "")
+    assert second[-1].content.parts[0].text == "Your name is Alice."
+    session = await service.get_session(app_name="app", user_id="u", session_id="s")
+    assert session is not None
+    assert [e.author for e in session.events] == ["user", "helper", "user", "helper"]
+    assert len({e.invocation_id for e in session.events}) == 2
+
+
+@pytest.mark.asyncio
+async def test_model_sees_history_instruction_and_partials_are_not_stored() -> None:
+    model = RecordingModel()
+    runner, service = make(model, instruction="Help {user:name}. Mood: {mood?}.", output_key="last")
+    await service.create_session(
+        app_name="app", user_id="u", session_id="s", state={"user:name": "Ada"}
+    )
+    events = await run(runner, "one")
+    assert [e.partial for e in events] == [True, None]
+    await run(runner, "two")
+    request = model.requests[-1]
+    assert request.system_instruction == "Help Ada. Mood: ."
+    assert [(c.role, c.parts[0].text) for c in request.contents if c.parts] == [
+        ("user", "one"),
+        ("model", "reply 1"),
+        ("user", "two"),
+    ]
+    session = await service.get_session(app_name="app", user_id="u", session_id="s")
+    assert session is not None
+    assert len(session.events) == 4
+    assert session.state["last"] == "reply 2"
+    assert session.events[-1].actions.state_delta == {"last": "reply 2"}
+
+
+@pytest.mark.asyncio
+async def test_model_failure_is_recorded_as_an_error_event() -> None:
+    runner, service = make(RecordingModel(fail=True))
+    await service.create_session(app_name="app", user_id="u", session_id="s")
+    events = await run(runner, "hello")
+    assert events[-1].error_code == "MODEL_ERROR"
+    assert "connection refused" in (events[-1].error_message or "")
+    session = await service.get_session(app_name="app", user_id="u", session_id="s")
+    assert session is not None
+    assert [e.author for e in session.events] == ["user", "helper"]
+
+
+@pytest.mark.asyncio
+async def test_missing_session_and_auto_create() -> None:
+    runner, service = make("offline")
+    with pytest.raises(SessionNotFoundError, match="Session not found: nope"):
+        await run(runner, "hi", session_id="nope")
+    auto = Runner(
+        app_name="app", agent=runner.agent, session_service=service, auto_create_session=True
+    )
+    events = await run(auto, "hi", session_id="fresh")
+    assert events
+    assert await service.get_session(app_name="app", user_id="u", session_id="fresh")
+
+
+@pytest.mark.asyncio
+async def test_bad_messages_are_refused_before_anything_is_stored() -> None:
+    runner, service = make("offline")
+    await service.create_session(app_name="app", user_id="u", session_id="s")
+    bad_messages: list[tuple[object, type[Exception], str]] = [
+        (types.Content(role="user", parts=[]), ValueError, r"No parts in the new_message\."),
+        (
+            types.UserContent(parts=[types.Part(function_call=types.FunctionCall(name="f"))]),
+            ValueError,
+            r"User message cannot contain function calls\.",
+        ),
+        ("plain string", TypeError, "must be a google.genai.types.Content"),
+    ]
+    for message, error, match in bad_messages:
+        with pytest.raises(error, match=match):
+            async for _ in runner.run_async(user_id="u", session_id="s", new_message=message):  # type: ignore[arg-type]
+                pass
+    session = await service.get_session(app_name="app", user_id="u", session_id="s")
+    assert session is not None and session.events == []
+
+
+def test_sync_run_wrapper() -> None:
+    runner, service = make("offline")
+    import asyncio
+
+    asyncio.run(service.create_session(app_name="app", user_id="u", session_id="s"))
+    events = list(runner.run(user_id="u", session_id="s", new_message=user_text("I live in Paris")))
+    assert events[-1].content is not None and events[-1].content.parts
+    assert "Paris" in (events[-1].content.parts[0].text or "")
+    with pytest.raises(SessionNotFoundError):
+        list(runner.run(user_id="u", session_id="missing", new_message=user_text("x")))
+
+
+def test_runner_and_agent_arguments_are_checked() -> None:
+    service = InMemorySessionService()
+    agent = Agent(name="a", model="offline")
+    with pytest.raises(ValueError, match="app_name is required"):
+        Runner(agent=agent, session_service=service)
+    with pytest.raises(TypeError, match="BaseSessionService"):
+        Runner(app_name="x", agent=agent, session_service=object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="identifier"):
+        Agent(name="not valid")
+    with pytest.raises(ValueError, match="reserved"):
+        Agent(name="user")
+
+
+def test_model_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENADK_MODEL", raising=False)
+    assert isinstance(resolve_model("offline"), OfflineModel)
+    with pytest.raises(ValueError, match=r"Unknown model 'nonsense-model'.*OPENADK_MODEL=offline"):
+        resolve_model("nonsense-model")
+    monkeypatch.setenv("OPENADK_MODEL", "offline")
+    assert isinstance(resolve_model("nonsense-model"), OfflineModel)
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("Hi {name}, opt={missing?}, user={user:lang}", "Hi Ada, opt=, user=en"),
+        ("{ name } and {{name}}", "Ada and Ada"),
+        ("${name} and \\{name}", "${name} and \\{name}"),
+        ("{a-b} {x:y} {}", "{a-b} {x:y} {}"),
+        ("none={nothing}", "none="),
+        ("{app:v}{temp:t?}", "3"),
+    ],
+)
+def test_instruction_templating(template: str, expected: str) -> None:
+    state = {"name": "Ada", "user:lang": "en", "nothing": None, "app:v": 3}
+    assert fill_instruction(template, state, "agent") == expected
+
+
+def test_instruction_missing_key() -> None:
+    with pytest.raises(KeyError, match=r"Context variable not found: `name` in agent 'bot'\."):
+        fill_instruction("Hi {name}", {}, "bot")
