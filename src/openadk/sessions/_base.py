@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import base64
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,13 +13,19 @@ from typing import Any, Literal
 
 from typing_extensions import Self
 
-from openadk.errors import StaleSessionError
 from openadk.events import Event
 from openadk.sessions._json import copy_json, to_json_value
 from openadk.sessions._session import GetSessionConfig, ListSessionsResponse, Session
 from openadk.sessions._state import State
 
-__all__ = ["AppendOutcome", "BaseSessionService", "OnStale", "ScopedDelta"]
+__all__ = [
+    "AppendOutcome",
+    "AppendPlan",
+    "BaseSessionService",
+    "OnStale",
+    "PageKey",
+    "ScopedDelta",
+]
 
 OnStale = Literal["error", "merge"]
 """What `append_event` does with a stale handle: raise `StaleSessionError`, or append on top."""
@@ -159,9 +167,41 @@ def next_timestamp(requested: float, last: float | None) -> float:
     return max(last + 1e-6, math.nextafter(last, math.inf))
 
 
-def sort_key(session: Session) -> tuple[float, str, str]:
+PageKey = tuple[float, str, str]
+"""A position in `list_sessions` order: (last_update_time, user_id, id)."""
+
+
+def sort_key(session: Session) -> PageKey:
     """The order of `list_sessions`: last update time, then user id, then id."""
     return (session.last_update_time, session.user_id, session.id)
+
+
+def encode_page_token(key: PageKey) -> str:
+    """An opaque token for the position after ``key``."""
+    raw = json.dumps([key[0], key[1], key[2]], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> PageKey:
+    """The position a `encode_page_token` token stands for.
+
+    Raises:
+        ValueError: ``token`` was not made by `encode_page_token`.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        stamp, user_id, session_id = json.loads(raw)
+        if not (
+            isinstance(stamp, (int, float))
+            and isinstance(user_id, str)
+            and isinstance(session_id, str)
+        ):
+            raise ValueError(token)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            "page_token is not valid; pass the next_page_token of a previous list_sessions call."
+        ) from exc
+    return (float(stamp), user_id, session_id)
 
 
 class BaseSessionService(abc.ABC):
@@ -264,21 +304,39 @@ class BaseSessionService(abc.ABC):
         )
 
     async def list_sessions(
-        self, *, app_name: str, user_id: str | None = None
+        self,
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        limit: int | None = None,
+        page_token: str | None = None,
     ) -> ListSessionsResponse:
         """Lists sessions without their events, oldest update first.
 
         Args:
             app_name: The application's name.
             user_id: Only this user's sessions; every user's when None.
+            limit: At most this many sessions; all when None.
+            page_token: The ``next_page_token`` of the previous page.
 
         Returns:
-            Sessions with merged state, ordered by (last_update_time, user_id, id).
+            Sessions with merged state, ordered by (last_update_time, user_id, id), and a
+            ``next_page_token`` when ``limit`` cut the list short.
+
+        Raises:
+            ValueError: ``limit`` is not positive, or ``page_token`` is not one this service made.
         """
         check_key(app_name, "app_name")
         if user_id is not None:
             check_key(user_id, "user_id")
-        return await self._list_sessions(app_name=app_name, user_id=user_id)
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
+            raise TypeError(f"limit must be an int or None, got {type(limit).__name__}.")
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}.")
+        after = None if page_token is None else decode_page_token(page_token)
+        return await self._list_sessions(
+            app_name=app_name, user_id=user_id, limit=limit, after=after
+        )
 
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         """Deletes a session and its events; app and user state stay. A no-op when missing."""
@@ -355,25 +413,22 @@ class BaseSessionService(abc.ABC):
 
     # Helpers for backends ----------------------------------------------------------------------
 
-    def _check_stale(
+    def _is_stale(
         self, session: Session, stored_marker: str | None, stored_last_event_id: str | None
-    ) -> None:
-        """Raises `StaleSessionError` when ``session`` is older than storage (unless merging).
+    ) -> bool:
+        """Returns whether ``session`` is older than storage (always False when merging).
 
         A handle from this service carries the revision marker it was read at, compared exactly.
         A handle built by hand has none; it is stale when storage holds an event newer than its
         own last one.
         """
         if self._on_stale == "merge":
-            return
+            return False
         marker = session._storage_update_marker
         if marker is not None:
-            stale = marker != stored_marker
-        else:
-            local_last = session.events[-1].id if session.events else None
-            stale = stored_last_event_id is not None and stored_last_event_id != local_last
-        if stale:
-            raise StaleSessionError()
+            return marker != stored_marker
+        local_last = session.events[-1].id if session.events else None
+        return stored_last_event_id is not None and stored_last_event_id != local_last
 
     # Hooks -------------------------------------------------------------------------------------
 
@@ -413,10 +468,19 @@ class BaseSessionService(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def _list_sessions(self, *, app_name: str, user_id: str | None) -> ListSessionsResponse:
+    async def _list_sessions(
+        self,
+        *,
+        app_name: str,
+        user_id: str | None,
+        limit: int | None,
+        after: PageKey | None,
+    ) -> ListSessionsResponse:
         """Returns sessions (all users when ``user_id`` is None) in `sort_key` order.
 
-        Each has merged state (its own user's) and no events. Unknown app or user: empty.
+        Each has merged state (its own user's) and no events. Unknown app or user: empty. Only
+        sessions whose `sort_key` is greater than ``after`` are returned, at most ``limit`` of
+        them, with ``next_page_token=encode_page_token(sort_key(last))`` when more remain.
         """
 
     @abc.abstractmethod
@@ -436,8 +500,8 @@ class BaseSessionService(abc.ABC):
         In order: a missing session raises ``SessionNotFoundError(f"Session {id} not found.")``;
         an event whose id is already stored with the same content is a duplicate (report it,
         change nothing; a different event under the same id raises ValueError); a stale handle
-        is handled by `_check_stale`; the timestamp is moved past the last stored event with
-        `next_timestamp`; then the event (`AppendPlan.stored_event`) and ``plan.scoped`` are
-        written together and a new revision marker is made. Must not modify ``session`` or
-        ``event``: the base class updates them after success.
+        raises `StaleSessionError` when `_is_stale` says so; the timestamp is moved past the
+        session's last update with `next_timestamp`; then the event (`AppendPlan.stored_event`)
+        and ``plan.scoped`` are written together and a new revision marker is made. Must not
+        modify ``session`` or ``event``: the base class updates them after success.
         """

@@ -8,17 +8,18 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from openadk.errors import AlreadyExistsError, SessionNotFoundError
+from openadk.errors import AlreadyExistsError, SessionNotFoundError, StaleSessionError
 from openadk.events import Event
 from openadk.sessions._base import (
     AppendOutcome,
     AppendPlan,
     BaseSessionService,
     OnStale,
+    PageKey,
     ScopedDelta,
+    encode_page_token,
     merge_state,
     next_timestamp,
-    sort_key,
 )
 from openadk.sessions._json import copy_json
 from openadk.sessions._session import GetSessionConfig, ListSessionsResponse, Session
@@ -148,15 +149,30 @@ class InMemorySessionService(BaseSessionService):
                 start = max(start, len(stored.events) - config.num_recent_events)
         return self._to_session(stored, stored.events[start:])
 
-    async def _list_sessions(self, *, app_name: str, user_id: str | None) -> ListSessionsResponse:
+    async def _list_sessions(
+        self,
+        *,
+        app_name: str,
+        user_id: str | None,
+        limit: int | None,
+        after: PageKey | None,
+    ) -> ListSessionsResponse:
         users = self._sessions.get(app_name, {})
         if user_id is not None:
             users = {user_id: users[user_id]} if user_id in users else {}
-        sessions = [
-            self._to_session(stored, []) for by_id in users.values() for stored in by_id.values()
-        ]
-        sessions.sort(key=sort_key)
-        return ListSessionsResponse(sessions=sessions)
+        stored = sorted(
+            (s for by_id in users.values() for s in by_id.values()),
+            key=lambda s: (s.last_update_time, s.user_id, s.id),
+        )
+        if after is not None:
+            stored = [s for s in stored if (s.last_update_time, s.user_id, s.id) > after]
+        token = None
+        if limit is not None and len(stored) > limit:
+            stored = stored[:limit]
+            last = stored[-1]
+            token = encode_page_token((last.last_update_time, last.user_id, last.id))
+        sessions = [self._to_session(s, []) for s in stored]
+        return ListSessionsResponse(sessions=sessions, next_page_token=token)
 
     async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         by_id = self._sessions.get(app_name, {}).get(user_id, {})
@@ -184,10 +200,9 @@ class InMemorySessionService(BaseSessionService):
                 marker=stored.marker,
                 duplicate=True,
             )
-        self._check_stale(session, stored.marker, stored.events[-1].id if stored.events else None)
-        timestamp = next_timestamp(
-            event.timestamp, stored.timestamps[-1] if stored.timestamps else None
-        )
+        if self._is_stale(session, stored.marker, stored.events[-1].id if stored.events else None):
+            raise StaleSessionError()
+        timestamp = next_timestamp(event.timestamp, stored.last_update_time)
         copy = plan.stored_event(event, timestamp)
         # Nothing below can fail, so the append is all-or-nothing.
         stored.events.append(copy)

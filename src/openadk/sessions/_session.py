@@ -59,3 +59,5 @@ class ListSessionsResponse(BaseModel):
     """The result of `list_sessions`: sessions with merged state and no events."""
 
     sessions: list[Session] = Field(default_factory=list)
+    next_page_token: str | None = None
+    """Pass to the next `list_sessions` call to get the following page; None on the last page."""
