@@ -27,6 +27,7 @@ EXPECTED = {
     openadk.sessions: [
         "AlreadyExistsError",
         "BaseSessionService",
+        "DatabaseSessionService",
         "GetSessionConfig",
         "InMemorySessionService",
         "ListSessionsResponse",

@@ -7,7 +7,7 @@ import SQLAlchemy or httpx.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openadk.errors import AlreadyExistsError, SessionNotFoundError, StaleSessionError
 from openadk.sessions._base import BaseSessionService
@@ -15,9 +15,13 @@ from openadk.sessions._in_memory import InMemorySessionService
 from openadk.sessions._session import GetSessionConfig, ListSessionsResponse, Session
 from openadk.sessions._state import State
 
+if TYPE_CHECKING:  # pragma: no cover
+    from openadk.sessions._database import DatabaseSessionService
+
 __all__ = [
     "AlreadyExistsError",
     "BaseSessionService",
+    "DatabaseSessionService",
     "GetSessionConfig",
     "InMemorySessionService",
     "ListSessionsResponse",
@@ -28,7 +32,7 @@ __all__ = [
 ]
 
 # Backends that need an optional dependency: name -> module, imported on first access.
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {"DatabaseSessionService": "openadk.sessions._database"}
 
 
 def __getattr__(name: str) -> Any:

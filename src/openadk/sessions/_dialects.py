@@ -13,6 +13,7 @@ from sqlalchemy import Insert, Select, Table, event, exc, insert, pool
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from openadk.sessions._json import dumps_keeping_floats
 from openadk.sessions._schema import MYSQL_FAMILY
 
 __all__ = [
@@ -100,6 +101,8 @@ def build_engine(db_url: str, engine_kwargs: dict[str, Any]) -> AsyncEngine:
             kwargs["connect_args"] = connect_args
     else:
         kwargs.setdefault("pool_pre_ping", True)
+    if backend == "postgresql":
+        kwargs.setdefault("json_serializer", dumps_keeping_floats)
     try:
         return create_async_engine(url, **kwargs)
     except exc.NoSuchModuleError as error:
@@ -153,30 +156,34 @@ def configure_sqlite(engine: AsyncEngine, *, wal: bool, synchronous: str, busy_m
 def insert_if_absent(dialect_name: str, table: Table, values: dict[str, Any]) -> Insert | None:
     """An INSERT that does nothing when the primary key exists, or None when the dialect has none.
 
-    Its rowcount is 1 when a row was inserted and 0 otherwise.
+    On PostgreSQL and SQLite it returns a row when it inserted (psycopg's async rowcount is -1);
+    on MySQL/MariaDB its rowcount is 1 when it inserted and 0 otherwise.
     """
+    marker = next(iter(table.primary_key.columns))
     if dialect_name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(table).values(values).on_conflict_do_nothing()
+        return pg_insert(table).values(values).on_conflict_do_nothing().returning(marker)
     if dialect_name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        return sqlite_insert(table).values(values).on_conflict_do_nothing()
+        return sqlite_insert(table).values(values).on_conflict_do_nothing().returning(marker)
     if dialect_name in MYSQL_FAMILY:
         # Values are checked before they get here (lengths, JSON), so IGNORE only skips duplicates.
         return insert(table).values(values).prefix_with("IGNORE")
     return None
 
 
-def lock_rows(dialect_name: str, statement: Select[Any]) -> Select[Any]:
-    """Adds ``FOR UPDATE`` where the dialect has row locks worth taking.
+def lock_rows(dialect_name: str, statement: Select[Any], *, shared: bool = False) -> Select[Any]:
+    """Adds ``FOR UPDATE`` (``FOR SHARE`` when ``shared``) where the dialect has row locks.
+
+    A locking read also sees rows committed after a MySQL transaction took its snapshot.
 
     SQLite takes its write lock with ``BEGIN IMMEDIATE`` instead; Spanner's read-write
     transactions lock what they read.
     """
     if dialect_name in ("postgresql", *MYSQL_FAMILY):
-        return statement.with_for_update()
+        return statement.with_for_update(read=shared)
     return statement
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import decimal
+import json
 import math
+import re
 from typing import Any
 
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-__all__ = ["copy_json", "to_json_value"]
+__all__ = ["copy_json", "dumps_keeping_floats", "to_json_value"]
 
 _SCALARS = (str, int, bool, type(None))
 
@@ -66,3 +69,28 @@ def copy_json(value: Any) -> Any:
     if isinstance(value, list):
         return [copy_json(item) for item in value]
     return value
+
+
+# A JSON string literal (left alone) or a number in exponent form (rewritten).
+_STRING_OR_EXPONENT = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?[eE][-+]?\d+')
+
+
+def _plain_float(match: re.Match[str]) -> str:
+    token = match.group(0)
+    if token.startswith('"'):
+        return token
+    digits = format(decimal.Decimal(token), "f")
+    return digits if "." in digits else digits + ".0"
+
+
+def dumps_keeping_floats(value: Any) -> str:
+    """``json.dumps``, writing every float with a decimal point and no exponent.
+
+    PostgreSQL's JSONB stores numbers as ``numeric`` and prints ``1e+16`` back as
+    ``10000000000000000``, which reads as an int. Written as ``10000000000000000.0`` it keeps its
+    scale and reads back as the same float, so state survives JSONB exactly.
+    """
+    text = json.dumps(value)
+    if "e" in text or "E" in text:
+        return _STRING_OR_EXPONENT.sub(_plain_float, text)
+    return text

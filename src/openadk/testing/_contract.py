@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
@@ -328,6 +329,9 @@ class SessionServiceContract:
             "f": False,
             "float": 0.1,
             "tiny": 5e-324,
+            "whole_float": 3.0,
+            "huge_float": 1e16,
+            "huger_float": 1.5e300,
             "big": 2**63 + 1,
             "neg": -(2**70),
             "text": "ünïcødé 🙂 \"quoted\" 'single'",
@@ -379,8 +383,9 @@ class SessionServiceContract:
         assert got is not None
         assert len(got.events) == 1
         assert got.events[0] == event
-        assert got.events[0].model_dump_json(by_alias=True, exclude_none=True) == (
-            event.model_dump_json(by_alias=True, exclude_none=True)
+        # Same JSON; key order inside data dicts is not kept by every store (PostgreSQL JSONB).
+        assert json.loads(got.events[0].model_dump_json(by_alias=True, exclude_none=True)) == (
+            json.loads(event.model_dump_json(by_alias=True, exclude_none=True))
         )
 
     async def test_reappending_the_same_event_is_a_no_op(self, service: BaseSessionService) -> None:

@@ -1,0 +1,809 @@
+"""`DatabaseSessionService`: sessions in any SQLAlchemy database, in google-adk's V1 schema."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+try:
+    from sqlalchemy import (
+        Text,
+        and_,
+        cast,
+        delete,
+        exc,
+        inspect,
+        or_,
+        select,
+        type_coerce,
+        update,
+    )
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+except ImportError as _error:  # pragma: no cover - exercised without the extra installed
+    raise ImportError(
+        "DatabaseSessionService requires sqlalchemy>=2.0 with asyncio support. Install it with: "
+        "pip install 'openadk[sqlite]' (or [postgres], [mysql])."
+    ) from _error
+
+from pydantic import TypeAdapter
+
+from openadk.errors import AlreadyExistsError, SessionNotFoundError, StaleSessionError, StorageError
+from openadk.events import Event
+from openadk.sessions import _dialects
+from openadk.sessions._base import (
+    AppendOutcome,
+    AppendPlan,
+    BaseSessionService,
+    OnStale,
+    PageKey,
+    ScopedDelta,
+    encode_page_token,
+    merge_state,
+)
+from openadk.sessions._schema import (
+    SCHEMA_VERSION,
+    app_states,
+    events,
+    from_db_time,
+    internal_metadata,
+    metadata,
+    sessions,
+    to_db_time,
+    user_states,
+)
+from openadk.sessions._session import GetSessionConfig, ListSessionsResponse, Session
+
+__all__ = ["DatabaseSessionService"]
+
+logger = logging.getLogger("openadk.sessions")
+
+_T = TypeVar("_T")
+_EVENT_LIST = TypeAdapter(list[Event])
+_ONE_MICROSECOND = datetime.timedelta(microseconds=1)
+_UTC = datetime.timezone.utc
+_RETRIES = 10
+
+
+def _marker(value: datetime.datetime) -> str:
+    """The revision marker of a stored update time, in google-adk's format."""
+    return value.astimezone(_UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+def _epoch(value: datetime.datetime) -> float:
+    return value.timestamp()
+
+
+class DatabaseSessionService(BaseSessionService):
+    """Stores sessions in a relational database through SQLAlchemy's asyncio engine.
+
+    The tables are google-adk 2.13's V1 schema (``sessions``, ``events``, ``app_states``,
+    ``user_states``, ``adk_internal_metadata``), created on first use, so a database can be
+    shared with google-adk or moved between the two. Every append is one transaction under a lock
+    on the session row; stored order is commit order; stale handles are detected with an exact
+    revision marker.
+
+    Works with any async SQLAlchemy dialect; tuned for SQLite (aiosqlite), PostgreSQL (asyncpg,
+    psycopg), MySQL/MariaDB (aiomysql, asyncmy) and Spanner (sqlalchemy-spanner).
+    """
+
+    def __init__(
+        self,
+        db_url: str | None = None,
+        db_engine: AsyncEngine | None = None,
+        *,
+        on_stale: OnStale = "error",
+        sqlite_wal: bool = True,
+        sqlite_synchronous: str = "NORMAL",
+        sqlite_busy_timeout: float = 30.0,
+        **engine_kwargs: Any,
+    ) -> None:
+        """Creates the service; no connection is made until the first call.
+
+        Args:
+            db_url: A database URL, e.g. ``sqlite+aiosqlite:///./sessions.db`` or
+                ``postgresql+asyncpg://user:pass@host/db``. A synchronous driver's URL is
+                switched to the async driver of the same database.
+            db_engine: An `AsyncEngine` you built instead; it stays yours (not disposed).
+            on_stale: ``"error"`` raises `StaleSessionError` for a stale handle; ``"merge"``
+                appends on top of the latest stored state.
+            sqlite_wal: Use write-ahead logging on SQLite files (readers never block writers).
+            sqlite_synchronous: SQLite ``PRAGMA synchronous`` (``NORMAL`` is durable in WAL mode
+                except against power loss; ``FULL`` also survives that).
+            sqlite_busy_timeout: Seconds a SQLite writer waits for another process's lock.
+            **engine_kwargs: Passed to ``create_async_engine`` (``pool_size``, ``max_overflow``,
+                ``pool_timeout``, ``pool_recycle``, ``echo``, ...).
+
+        Raises:
+            ValueError: Not exactly one of ``db_url``/``db_engine``, or a bad URL or missing
+                driver (the message says what to install).
+        """
+        super().__init__(on_stale=on_stale)
+        if (db_url is None) == (db_engine is None):
+            raise ValueError("Exactly one of 'db_url' or 'db_engine' must be provided.")
+        if sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(
+                "sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA, "
+                f"got {sqlite_synchronous!r}."
+            )
+        if db_engine is not None:
+            if engine_kwargs:
+                raise ValueError("Engine arguments cannot be combined with db_engine.")
+            self._engine = db_engine
+            self._owns_engine = False
+        else:
+            assert db_url is not None  # for mypy: checked above
+            self._engine = _dialects.build_engine(db_url, engine_kwargs)
+            self._owns_engine = True
+            if self._engine.dialect.name == "sqlite":
+                _dialects.configure_sqlite(
+                    self._engine,
+                    wal=sqlite_wal,
+                    synchronous=sqlite_synchronous.upper(),
+                    busy_ms=int(sqlite_busy_timeout * 1000),
+                )
+        self._url = _dialects.redact_url(self._engine.url)
+        name = self._engine.dialect.name
+        memory = name == "sqlite" and self._engine.url.database in (None, "", ":memory:")
+        # One SQLite connection at a time writes anyway; queueing writers here saves them
+        # from polling SQLite's busy lock. An in-memory database has a single shared
+        # connection, so everything queues.
+        self._write_lock = asyncio.Lock() if name == "sqlite" else None
+        self._all_lock = asyncio.Lock() if memory else None
+        self._prepared = False
+        self._prepare_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"DatabaseSessionService({self._url!r})"
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The SQLAlchemy engine the service uses."""
+        return self._engine
+
+    @property
+    def _dialect(self) -> str:
+        return self._engine.dialect.name
+
+    @property
+    def _aware_times(self) -> bool:
+        return self._dialect == "spanner"
+
+    def _db_time(self, timestamp: float) -> datetime.datetime:
+        return to_db_time(timestamp, aware=self._aware_times)
+
+    async def close(self) -> None:
+        """Disposes of the engine if the service created it."""
+        if self._owns_engine:
+            await self._engine.dispose()
+
+    # Transactions ------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, write: bool) -> AsyncIterator[AsyncConnection]:
+        locks: list[asyncio.Lock] = []
+        if self._all_lock is not None:
+            locks.append(self._all_lock)
+        elif write and self._write_lock is not None:
+            locks.append(self._write_lock)
+        async with contextlib.AsyncExitStack() as stack:
+            for lock in locks:
+                await stack.enter_async_context(lock)
+            conn = await stack.enter_async_context(self._engine.connect())
+            if write and self._dialect == "sqlite":
+                await conn.execution_options(openadk_write=True)
+            yield conn
+
+    async def _run(
+        self, operation: str, write: bool, body: Callable[[AsyncConnection], Awaitable[_T]]
+    ) -> _T:
+        """Runs ``body`` in one transaction, rerunning it after a deadlock or lock timeout.
+
+        Driver errors leave as `StorageError` naming the operation and the (redacted) URL.
+        """
+        await self._prepare()
+        for attempt in range(_RETRIES):
+            try:
+                async with self._connection(write) as conn, conn.begin():
+                    return await body(conn)
+            except exc.DBAPIError as error:
+                if _dialects.is_retryable(error) and attempt < _RETRIES - 1:
+                    # The losers of a deadlock are rolled back; jitter keeps them from
+                    # colliding again in lock step.
+                    await asyncio.sleep(random.uniform(0.002, 0.01) * (attempt + 1))
+                    continue
+                if isinstance(error, exc.IntegrityError):
+                    raise
+                raise StorageError(
+                    f"{operation} failed on {self._url}: {type(error.orig).__name__}: {error.orig}"
+                ) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _prepare(self) -> None:
+        """Creates the tables and the schema-version row on first use (idempotent, locked)."""
+        if self._prepared:
+            return
+        async with self._prepare_lock:
+            if self._prepared:
+                return
+            for attempt in range(3):
+                try:
+                    async with self._connection(write=True) as conn, conn.begin():
+                        await conn.run_sync(_check_layout)
+                        await conn.run_sync(metadata.create_all)
+                        await self._insert_if_absent(
+                            conn,
+                            internal_metadata,
+                            {"key": "schema_version", "value": SCHEMA_VERSION},
+                        )
+                        version = (
+                            await conn.execute(
+                                select(internal_metadata.c.value).where(
+                                    internal_metadata.c.key == "schema_version"
+                                )
+                            )
+                        ).scalar_one()
+                    break
+                except exc.DBAPIError as error:
+                    # Another process may be creating the same tables right now.
+                    if attempt == 2:
+                        raise StorageError(
+                            f"Could not create the session tables on {self._url}: {error.orig}"
+                        ) from error
+                    await asyncio.sleep(0.05 * (attempt + 1))
+            if version != SCHEMA_VERSION:
+                raise ValueError(
+                    f"The database at {self._url} has session schema version {version!r}; "
+                    f"openadk reads version {SCHEMA_VERSION!r} (google-adk's V1)."
+                )
+            self._prepared = True
+
+    async def prepare_tables(self) -> None:
+        """Creates the tables now instead of on first use (useful at deploy time)."""
+        await self._prepare()
+
+    async def _insert_if_absent(
+        self, conn: AsyncConnection, table: Any, values: dict[str, Any]
+    ) -> bool:
+        """Inserts a row unless its key exists; returns whether it inserted."""
+        statement = _dialects.insert_if_absent(self._dialect, table, values)
+        if statement is not None:
+            result = await conn.execute(statement)
+            if result.returns_rows:
+                return result.first() is not None
+            return result.rowcount == 1
+        key = [table.c[column.name] == values[column.name] for column in table.primary_key]
+        if (await conn.execute(select(*table.primary_key.columns).where(*key))).first():
+            return False
+        await conn.execute(table.insert().values(values))
+        return True
+
+    # Shared state ------------------------------------------------------------------------------
+
+    async def _ensure_scope_rows(
+        self, conn: AsyncConnection, app_name: str, user_id: str, now: datetime.datetime
+    ) -> None:
+        """Creates the app and user state rows if missing (google-adk expects both to exist).
+
+        A plain read comes first: inserting over an existing row would take a shared lock that
+        a later row lock must upgrade, which deadlocks concurrent writers on MySQL.
+        """
+        app_where = app_states.c.app_name == app_name
+        user_where = and_(user_states.c.app_name == app_name, user_states.c.user_id == user_id)
+        found = (
+            await conn.execute(
+                select(
+                    select(app_states.c.app_name).where(app_where).scalar_subquery().label("a"),
+                    select(user_states.c.user_id).where(user_where).scalar_subquery().label("u"),
+                )
+            )
+        ).one()
+        if found.a is None:
+            await self._insert_if_absent(
+                conn, app_states, {"app_name": app_name, "state": {}, "update_time": now}
+            )
+        if found.u is None:
+            await self._insert_if_absent(
+                conn,
+                user_states,
+                {"app_name": app_name, "user_id": user_id, "state": {}, "update_time": now},
+            )
+
+    async def _apply_scopes(
+        self,
+        conn: AsyncConnection,
+        app_name: str,
+        user_id: str,
+        scoped: ScopedDelta,
+        now: datetime.datetime,
+    ) -> None:
+        """Merges the app and user parts of a delta into their rows (locked, top-level replace)."""
+        targets = [
+            (app_states, [app_states.c.app_name == app_name], scoped.app),
+            (
+                user_states,
+                [user_states.c.app_name == app_name, user_states.c.user_id == user_id],
+                scoped.user,
+            ),
+        ]
+        for table, where, delta in targets:
+            if not delta:
+                continue
+            current = (
+                await conn.execute(
+                    _dialects.lock_rows(self._dialect, select(table.c.state).where(*where))
+                )
+            ).scalar_one()
+            await conn.execute(
+                update(table).where(*where).values(state={**current, **delta}, update_time=now)
+            )
+
+    async def _read_scopes(
+        self, conn: AsyncConnection, app_name: str, user_id: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        app_q = select(app_states.c.state).where(app_states.c.app_name == app_name)
+        user_q = select(user_states.c.state).where(
+            user_states.c.app_name == app_name, user_states.c.user_id == user_id
+        )
+        row = (
+            await conn.execute(
+                select(app_q.scalar_subquery().label("a"), user_q.scalar_subquery().label("u"))
+            )
+        ).one()
+        return row.a or {}, row.u or {}
+
+    # Events ------------------------------------------------------------------------------------
+
+    def _event_data_text(self) -> Any:
+        """The ``event_data`` column as JSON text, for parsing in one Rust call."""
+        if self._dialect == "postgresql":
+            return cast(events.c.event_data, Text).label("data")
+        return type_coerce(events.c.event_data, Text).label("data")
+
+    async def _read_events(
+        self,
+        conn: AsyncConnection,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None,
+    ) -> list[Event]:
+        query = select(
+            events.c.id, events.c.invocation_id, events.c.timestamp, self._event_data_text()
+        ).where(
+            events.c.app_name == app_name,
+            events.c.user_id == user_id,
+            events.c.session_id == session_id,
+        )
+        if config is not None and config.after_timestamp is not None:
+            query = query.where(events.c.timestamp >= self._db_time(config.after_timestamp))
+        query = query.order_by(events.c.timestamp.desc(), events.c.id.desc())
+        if config is not None and config.num_recent_events is not None:
+            query = query.limit(config.num_recent_events)
+        rows = list(reversed((await conn.execute(query)).all()))
+        return _rows_to_events(rows)
+
+    # Hooks -------------------------------------------------------------------------------------
+
+    async def _create_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str | None,
+        state: ScopedDelta,
+        exist_ok: bool,
+    ) -> Session:
+        new_id = session_id or str(uuid.uuid4())
+
+        async def body(conn: AsyncConnection) -> Session:
+            now = self._db_time(time.time())
+            await self._ensure_scope_rows(conn, app_name, user_id, now)
+            key = (
+                sessions.c.app_name == app_name,
+                sessions.c.user_id == user_id,
+                sessions.c.id == new_id,
+            )
+            existing = None
+            if session_id is not None:
+                existing = (
+                    await conn.execute(select(sessions.c.state, sessions.c.update_time).where(*key))
+                ).first()
+            created = existing is None and await self._insert_if_absent(
+                conn,
+                sessions,
+                {
+                    "app_name": app_name,
+                    "user_id": user_id,
+                    "id": new_id,
+                    "state": state.session,
+                    "create_time": now,
+                    "update_time": now,
+                },
+            )
+            if created:
+                own_state, update_time, stored_events = state.session, now, []
+            else:
+                if not exist_ok:
+                    raise AlreadyExistsError(f"Session with id {new_id} already exists.")
+                row = existing if existing is not None and not state else None
+                if row is None:
+                    query = select(sessions.c.state, sessions.c.update_time).where(*key)
+                    locked = _dialects.lock_rows(self._dialect, query, shared=not state)
+                    row = (await conn.execute(locked)).one()
+                own_state, update_time = row.state, row.update_time
+                if state:
+                    own_state = {**own_state, **state.session}
+                    update_time = max(now, update_time + _ONE_MICROSECOND)
+                    await conn.execute(
+                        update(sessions)
+                        .where(*key)
+                        .values(state=own_state, update_time=update_time)
+                    )
+                stored_events = await self._read_events(conn, app_name, user_id, new_id, None)
+            await self._apply_scopes(conn, app_name, user_id, state, now)
+            app_state, user_state = await self._read_scopes(conn, app_name, user_id)
+            return self._session(
+                app_name,
+                user_id,
+                new_id,
+                own_state,
+                app_state,
+                user_state,
+                update_time,
+                stored_events,
+            )
+
+        for attempt in range(2):
+            try:
+                return await self._run("create_session", True, body)
+            except exc.IntegrityError as error:
+                # Generic dialects insert after a check; a concurrent creator can win the race.
+                if attempt == 1 or not _dialects.is_unique_violation(error):
+                    raise StorageError(
+                        f"create_session failed on {self._url}: {error.orig}"
+                    ) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _session(
+        self,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        own_state: dict[str, Any],
+        app_state: dict[str, Any],
+        user_state: dict[str, Any],
+        update_time: datetime.datetime,
+        stored_events: list[Event],
+    ) -> Session:
+        stamp = from_db_time(update_time)
+        session = Session.model_construct(
+            id=session_id,
+            app_name=app_name,
+            user_id=user_id,
+            state=merge_state(own_state, app_state, user_state),
+            events=stored_events,
+            last_update_time=_epoch(stamp),
+        )
+        session._storage_update_marker = _marker(stamp)
+        return session
+
+    async def _get_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None,
+    ) -> Session | None:
+        async def body(conn: AsyncConnection) -> Session | None:
+            app_q = select(app_states.c.state).where(app_states.c.app_name == app_name)
+            user_q = select(user_states.c.state).where(
+                user_states.c.app_name == app_name, user_states.c.user_id == user_id
+            )
+            row = (
+                await conn.execute(
+                    select(
+                        sessions.c.state,
+                        sessions.c.update_time,
+                        app_q.scalar_subquery().label("app_state"),
+                        user_q.scalar_subquery().label("user_state"),
+                    ).where(
+                        sessions.c.app_name == app_name,
+                        sessions.c.user_id == user_id,
+                        sessions.c.id == session_id,
+                    )
+                )
+            ).first()
+            if row is None:
+                return None
+            if config is not None and config.num_recent_events == 0:
+                stored_events: list[Event] = []
+            else:
+                stored_events = await self._read_events(conn, app_name, user_id, session_id, config)
+            return self._session(
+                app_name,
+                user_id,
+                session_id,
+                row.state,
+                row.app_state or {},
+                row.user_state or {},
+                row.update_time,
+                stored_events,
+            )
+
+        return await self._run("get_session", False, body)
+
+    async def _list_sessions(
+        self,
+        *,
+        app_name: str,
+        user_id: str | None,
+        limit: int | None,
+        after: PageKey | None,
+    ) -> ListSessionsResponse:
+        async def body(conn: AsyncConnection) -> ListSessionsResponse:
+            query = (
+                select(
+                    sessions.c.user_id,
+                    sessions.c.id,
+                    sessions.c.state,
+                    sessions.c.update_time,
+                    user_states.c.state.label("user_state"),
+                )
+                .select_from(
+                    sessions.outerjoin(
+                        user_states,
+                        and_(
+                            user_states.c.app_name == sessions.c.app_name,
+                            user_states.c.user_id == sessions.c.user_id,
+                        ),
+                    )
+                )
+                .where(sessions.c.app_name == app_name)
+            )
+            if user_id is not None:
+                query = query.where(sessions.c.user_id == user_id)
+            if after is not None:
+                stamp, last_user, last_id = after
+                at = self._db_time(stamp)
+                query = query.where(
+                    or_(
+                        sessions.c.update_time > at,
+                        and_(sessions.c.update_time == at, sessions.c.user_id > last_user),
+                        and_(
+                            sessions.c.update_time == at,
+                            sessions.c.user_id == last_user,
+                            sessions.c.id > last_id,
+                        ),
+                    )
+                )
+            query = query.order_by(sessions.c.update_time, sessions.c.user_id, sessions.c.id)
+            if limit is not None:
+                query = query.limit(limit + 1)
+            rows: Sequence[Any] = (await conn.execute(query)).all()
+            more = limit is not None and len(rows) > limit
+            rows = rows[:limit] if more else rows
+            app_state = (
+                await conn.execute(
+                    select(app_states.c.state).where(app_states.c.app_name == app_name)
+                )
+            ).scalar() or {}
+            result = [
+                self._session(
+                    app_name,
+                    r.user_id,
+                    r.id,
+                    r.state,
+                    app_state,
+                    r.user_state or {},
+                    r.update_time,
+                    [],
+                )
+                for r in rows
+            ]
+            token = None
+            if more:
+                last = result[-1]
+                token = encode_page_token((last.last_update_time, last.user_id, last.id))
+            return ListSessionsResponse(sessions=result, next_page_token=token)
+
+        return await self._run("list_sessions", False, body)
+
+    async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        async def body(conn: AsyncConnection) -> None:
+            await conn.execute(
+                delete(events).where(
+                    events.c.app_name == app_name,
+                    events.c.user_id == user_id,
+                    events.c.session_id == session_id,
+                )
+            )
+            await conn.execute(
+                delete(sessions).where(
+                    sessions.c.app_name == app_name,
+                    sessions.c.user_id == user_id,
+                    sessions.c.id == session_id,
+                )
+            )
+
+        await self._run("delete_session", True, body)
+
+    async def _get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
+        async def body(conn: AsyncConnection) -> dict[str, Any]:
+            value = (
+                await conn.execute(
+                    select(user_states.c.state).where(
+                        user_states.c.app_name == app_name, user_states.c.user_id == user_id
+                    )
+                )
+            ).scalar()
+            return dict(value or {})
+
+        return await self._run("get_user_state", False, body)
+
+    async def _append_event(
+        self, session: Session, event: Event, plan: AppendPlan
+    ) -> AppendOutcome:
+        app_name, user_id, session_id = session.app_name, session.user_id, session.id
+        key = (
+            sessions.c.app_name == app_name,
+            sessions.c.user_id == user_id,
+            sessions.c.id == session_id,
+        )
+        event_key = (
+            events.c.app_name == app_name,
+            events.c.user_id == user_id,
+            events.c.session_id == session_id,
+        )
+        data = event.model_dump(mode="json", exclude_none=True)
+
+        async def body(conn: AsyncConnection) -> AppendOutcome:
+            columns = [sessions.c.update_time]
+            if plan.scoped.session:
+                columns.append(sessions.c.state)
+            row = (
+                await conn.execute(_dialects.lock_rows(self._dialect, select(*columns).where(*key)))
+            ).first()
+            if row is None:
+                raise SessionNotFoundError(f"Session {session_id} not found.")
+            stored_time = from_db_time(row.update_time)
+            last_event_id = None
+            if session._storage_update_marker is None:
+                last_event_id = (
+                    await conn.execute(
+                        select(events.c.id)
+                        .where(*event_key)
+                        .order_by(events.c.timestamp.desc(), events.c.id.desc())
+                        .limit(1)
+                    )
+                ).scalar()
+            if self._is_stale(session, _marker(stored_time), last_event_id):
+                duplicate = await self._find_duplicate(conn, event, plan, event_key)
+                if duplicate is not None:
+                    return duplicate
+                raise StaleSessionError()
+            timestamp, stamp = _next_time(event.timestamp, stored_time)
+            db_stamp = stamp if self._aware_times else stamp.replace(tzinfo=None)
+            data["actions"]["state_delta"] = plan.delta
+            data["timestamp"] = timestamp
+            await conn.execute(
+                events.insert().values(
+                    id=event.id,
+                    app_name=app_name,
+                    user_id=user_id,
+                    session_id=session_id,
+                    invocation_id=event.invocation_id,
+                    timestamp=db_stamp,
+                    event_data=data if self._dialect == "postgresql" else json.dumps(data),
+                )
+            )
+            values: dict[str, Any] = {"update_time": db_stamp}
+            if plan.scoped.session:
+                values["state"] = {**row.state, **plan.scoped.session}
+            await conn.execute(update(sessions).where(*key).values(values))
+            if plan.scoped.app or plan.scoped.user:
+                await self._ensure_scope_rows(conn, app_name, user_id, db_stamp)
+                await self._apply_scopes(conn, app_name, user_id, plan.scoped, db_stamp)
+            return AppendOutcome(
+                timestamp=timestamp, last_update_time=_epoch(stamp), marker=_marker(stamp)
+            )
+
+        try:
+            return await self._run("append_event", True, body)
+        except exc.IntegrityError as error:
+            if not _dialects.is_unique_violation(error):
+                raise StorageError(f"append_event failed on {self._url}: {error.orig}") from error
+
+        # The event id is taken: the same event appended again is a no-op, another is refused.
+        async def check(conn: AsyncConnection) -> AppendOutcome | None:
+            return await self._find_duplicate(conn, event, plan, event_key)
+
+        duplicate = await self._run("append_event", False, check)
+        if duplicate is None:
+            raise ValueError(
+                f"Event id {event.id} is already stored in session {session_id} with different "
+                f"content; give the new event a new id."
+            )
+        return duplicate
+
+    async def _find_duplicate(
+        self, conn: AsyncConnection, event: Event, plan: AppendPlan, event_key: Any
+    ) -> AppendOutcome | None:
+        """The outcome of an earlier append of this same event, or None if it is not stored."""
+        row = (
+            await conn.execute(
+                select(
+                    events.c.id, events.c.invocation_id, events.c.timestamp, self._event_data_text()
+                ).where(events.c.id == event.id, *event_key)
+            )
+        ).first()
+        if row is None:
+            return None
+        stored = _rows_to_events([row])[0]
+        if stored != plan.stored_event(event, stored.timestamp):
+            return None
+        stamp = from_db_time(row.timestamp)
+        return AppendOutcome(
+            timestamp=stored.timestamp,
+            last_update_time=_epoch(stamp),
+            marker=_marker(stamp),
+            duplicate=True,
+        )
+
+
+def _next_time(requested: float, last: datetime.datetime) -> tuple[float, datetime.datetime]:
+    """The event's timestamp and stored time: ``requested``, or one microsecond after ``last``.
+
+    Stored times have microsecond precision, and each write to a session must get a later one:
+    it orders the events and is the session's revision marker.
+    """
+    stamp = datetime.datetime.fromtimestamp(requested, tz=_UTC)
+    floor = last + _ONE_MICROSECOND
+    if stamp >= floor:
+        return requested, stamp
+    return floor.timestamp(), floor
+
+
+def _rows_to_events(rows: Sequence[Any]) -> list[Event]:
+    """Parses stored events in one pass; the id and invocation id columns win, as in google-adk."""
+    if not rows:
+        return []
+    text = "[" + ",".join(row.data if row.data else "{}" for row in rows) + "]"
+    parsed = _EVENT_LIST.validate_json(text)
+    for row, event in zip(rows, parsed, strict=True):
+        if event.id != row.id:
+            event.id = row.id
+        if event.invocation_id != row.invocation_id:
+            event.invocation_id = row.invocation_id
+        if "timestamp" not in event.model_fields_set:
+            event.timestamp = from_db_time(row.timestamp).timestamp()
+    return parsed
+
+
+def _check_layout(sync_conn: Any) -> None:
+    """Refuses databases in a layout this service cannot use, before anything is created."""
+    inspector = inspect(sync_conn)
+    tables = set(inspector.get_table_names())
+    if "adk_internal_metadata" in tables or "events" not in tables:
+        return
+    columns = {c["name"]: c for c in inspector.get_columns("events")}
+    if "actions" in columns and "event_data" not in columns:
+        raise ValueError(
+            "This database uses google-adk's V0 (pickle) session schema. openadk uses the V1 "
+            "schema; convert it with google-adk's `adk migrate session` into a new database."
+        )
+    if "sessions" in tables:
+        update_type = {c["name"]: c for c in inspector.get_columns("sessions")}.get("update_time")
+        if update_type is not None and str(update_type["type"]).upper() in ("REAL", "FLOAT"):
+            raise ValueError(
+                "This SQLite file was written by google-adk's SqliteSessionService, whose layout "
+                "differs from google-adk's DatabaseSessionService schema that openadk uses."
+            )
