@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 from openadk.errors import AlreadyExistsError, SessionNotFoundError, StaleSessionError
 from openadk.sessions._base import BaseSessionService
 from openadk.sessions._in_memory import InMemorySessionService
-from openadk.sessions._session import GetSessionConfig, ListSessionsResponse, Session
+from openadk.sessions._session import (
+    GetSessionConfig,
+    ListEventsResponse,
+    ListSessionsResponse,
+    Session,
+)
 from openadk.sessions._state import State
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,6 +29,7 @@ __all__ = [
     "DatabaseSessionService",
     "GetSessionConfig",
     "InMemorySessionService",
+    "ListEventsResponse",
     "ListSessionsResponse",
     "Session",
     "SessionNotFoundError",

@@ -15,13 +15,19 @@ from typing_extensions import Self
 
 from openadk.events import Event
 from openadk.sessions._json import copy_json, to_json_value
-from openadk.sessions._session import GetSessionConfig, ListSessionsResponse, Session
+from openadk.sessions._session import (
+    GetSessionConfig,
+    ListEventsResponse,
+    ListSessionsResponse,
+    Session,
+)
 from openadk.sessions._state import State
 
 __all__ = [
     "AppendOutcome",
     "AppendPlan",
     "BaseSessionService",
+    "EventKey",
     "OnStale",
     "PageKey",
     "ScopedDelta",
@@ -169,6 +175,18 @@ def next_timestamp(requested: float, last: float | None) -> float:
 
 PageKey = tuple[float, str, str]
 """A position in `list_sessions` order: (last_update_time, user_id, id)."""
+
+EventKey = tuple[float, str]
+"""A position in `list_events` order: (timestamp, event id)."""
+
+
+def _check_limit(limit: object) -> None:
+    if limit is None:
+        return
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        raise TypeError(f"limit must be an int or None, got {type(limit).__name__}.")
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}.")
 
 
 def sort_key(session: Session) -> PageKey:
@@ -329,10 +347,7 @@ class BaseSessionService(abc.ABC):
         check_key(app_name, "app_name")
         if user_id is not None:
             check_key(user_id, "user_id")
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
-            raise TypeError(f"limit must be an int or None, got {type(limit).__name__}.")
-        if limit is not None and limit < 1:
-            raise ValueError(f"limit must be at least 1, got {limit}.")
+        _check_limit(limit)
         after = None if page_token is None else decode_page_token(page_token)
         return await self._list_sessions(
             app_name=app_name, user_id=user_id, limit=limit, after=after
@@ -350,6 +365,44 @@ class BaseSessionService(abc.ABC):
         check_key(app_name, "app_name")
         check_key(user_id, "user_id")
         return await self._get_user_state(app_name=app_name, user_id=user_id)
+
+    async def list_events(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        limit: int | None = None,
+        page_token: str | None = None,
+    ) -> ListEventsResponse:
+        """Lists a session's events, oldest first, a page at a time.
+
+        Args:
+            app_name: The application's name.
+            user_id: The user's id.
+            session_id: The session's id.
+            limit: At most this many events; all when None.
+            page_token: The ``next_page_token`` of the previous page.
+
+        Returns:
+            The events, and a ``next_page_token`` when ``limit`` cut the list short.
+
+        Raises:
+            SessionNotFoundError: The session does not exist.
+            ValueError: ``limit`` is not positive, or ``page_token`` is not valid.
+        """
+        check_key(app_name, "app_name")
+        check_key(user_id, "user_id")
+        check_key(session_id, "session_id")
+        _check_limit(limit)
+        after = None if page_token is None else decode_page_token(page_token)
+        return await self._list_events(
+            app_name=app_name,
+            user_id=user_id,
+            session_id=session_id,
+            limit=limit,
+            after=None if after is None else (after[0], after[1]),
+        )
 
     async def append_event(self, session: Session, event: Event) -> Event:
         """Appends an event to a session and applies its state delta.
@@ -481,6 +534,22 @@ class BaseSessionService(abc.ABC):
         Each has merged state (its own user's) and no events. Unknown app or user: empty. Only
         sessions whose `sort_key` is greater than ``after`` are returned, at most ``limit`` of
         them, with ``next_page_token=encode_page_token(sort_key(last))`` when more remain.
+        """
+
+    @abc.abstractmethod
+    async def _list_events(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        limit: int | None,
+        after: EventKey | None,
+    ) -> ListEventsResponse:
+        """Returns the session's events after ``after`` in (timestamp, id) order.
+
+        At most ``limit`` of them, with ``next_page_token=encode_page_token((ts, id, ""))`` of
+        the last one when more remain. A missing session raises `SessionNotFoundError`.
         """
 
     @abc.abstractmethod

@@ -42,6 +42,7 @@ from openadk.sessions._base import (
     AppendOutcome,
     AppendPlan,
     BaseSessionService,
+    EventKey,
     OnStale,
     PageKey,
     ScopedDelta,
@@ -59,7 +60,12 @@ from openadk.sessions._schema import (
     to_db_time,
     user_states,
 )
-from openadk.sessions._session import GetSessionConfig, ListSessionsResponse, Session
+from openadk.sessions._session import (
+    GetSessionConfig,
+    ListEventsResponse,
+    ListSessionsResponse,
+    Session,
+)
 
 __all__ = ["DatabaseSessionService"]
 
@@ -616,6 +622,55 @@ class DatabaseSessionService(BaseSessionService):
             return ListSessionsResponse(sessions=result, next_page_token=token)
 
         return await self._run("list_sessions", False, body)
+
+    async def _list_events(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        limit: int | None,
+        after: EventKey | None,
+    ) -> ListEventsResponse:
+        async def body(conn: AsyncConnection) -> ListEventsResponse:
+            exists = (
+                await conn.execute(
+                    select(sessions.c.id).where(
+                        sessions.c.app_name == app_name,
+                        sessions.c.user_id == user_id,
+                        sessions.c.id == session_id,
+                    )
+                )
+            ).first()
+            if exists is None:
+                raise SessionNotFoundError(f"Session {session_id} not found.")
+            query = select(
+                events.c.id, events.c.invocation_id, events.c.timestamp, self._event_data_text()
+            ).where(
+                events.c.app_name == app_name,
+                events.c.user_id == user_id,
+                events.c.session_id == session_id,
+            )
+            if after is not None:
+                at = self._db_time(after[0])
+                query = query.where(
+                    or_(
+                        events.c.timestamp > at,
+                        and_(events.c.timestamp == at, events.c.id > after[1]),
+                    )
+                )
+            query = query.order_by(events.c.timestamp, events.c.id)
+            if limit is not None:
+                query = query.limit(limit + 1)
+            rows: Sequence[Any] = (await conn.execute(query)).all()
+            more = limit is not None and len(rows) > limit
+            page = _rows_to_events(rows[:limit] if more else rows)
+            token = None
+            if more:
+                token = encode_page_token((page[-1].timestamp, page[-1].id, ""))
+            return ListEventsResponse(events=page, next_page_token=token)
+
+        return await self._run("list_events", False, body)
 
     async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         async def body(conn: AsyncConnection) -> None:

@@ -14,6 +14,7 @@ from openadk.sessions._base import (
     AppendOutcome,
     AppendPlan,
     BaseSessionService,
+    EventKey,
     OnStale,
     PageKey,
     ScopedDelta,
@@ -22,7 +23,12 @@ from openadk.sessions._base import (
     next_timestamp,
 )
 from openadk.sessions._json import copy_json
-from openadk.sessions._session import GetSessionConfig, ListSessionsResponse, Session
+from openadk.sessions._session import (
+    GetSessionConfig,
+    ListEventsResponse,
+    ListSessionsResponse,
+    Session,
+)
 
 __all__ = ["InMemorySessionService"]
 
@@ -173,6 +179,29 @@ class InMemorySessionService(BaseSessionService):
             token = encode_page_token((last.last_update_time, last.user_id, last.id))
         sessions = [self._to_session(s, []) for s in stored]
         return ListSessionsResponse(sessions=sessions, next_page_token=token)
+
+    async def _list_events(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        limit: int | None,
+        after: EventKey | None,
+    ) -> ListEventsResponse:
+        stored = self._find(app_name, user_id, session_id)
+        if stored is None:
+            raise SessionNotFoundError(f"Session {session_id} not found.")
+        start = 0
+        if after is not None:
+            # Timestamps strictly increase, so the timestamp alone finds the position.
+            start = bisect.bisect_right(stored.timestamps, after[0])
+        page = stored.events[start:]
+        token = None
+        if limit is not None and len(page) > limit:
+            page = page[:limit]
+            token = encode_page_token((page[-1].timestamp, page[-1].id, ""))
+        return ListEventsResponse(events=list(page), next_page_token=token)
 
     async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         by_id = self._sessions.get(app_name, {}).get(user_id, {})

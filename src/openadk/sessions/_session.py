@@ -9,7 +9,7 @@ from pydantic.alias_generators import to_camel
 
 from openadk.events import Event
 
-__all__ = ["GetSessionConfig", "ListSessionsResponse", "Session"]
+__all__ = ["GetSessionConfig", "ListEventsResponse", "ListSessionsResponse", "Session"]
 
 
 class Session(BaseModel):
@@ -61,3 +61,11 @@ class ListSessionsResponse(BaseModel):
     sessions: list[Session] = Field(default_factory=list)
     next_page_token: str | None = None
     """Pass to the next `list_sessions` call to get the following page; None on the last page."""
+
+
+class ListEventsResponse(BaseModel):
+    """The result of `list_events`: one page of a session's events, oldest first."""
+
+    events: list[Event] = Field(default_factory=list)
+    next_page_token: str | None = None
+    """Pass to the next `list_events` call to get the following page; None on the last page."""

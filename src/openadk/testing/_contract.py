@@ -95,7 +95,12 @@ def full_event() -> Event:
             artifact_delta={"report.pdf": 3},
             transfer_to_agent="helper",
             escalate=True,
-            requested_auth_configs={"fc-9": {"credential_key": "k"}},
+            requested_auth_configs={
+                "fc-9": {
+                    "auth_scheme": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                    "credential_key": "k",
+                }
+            },
             requested_tool_confirmations={
                 "fc-2": ToolConfirmation(hint="really?", confirmed=True, payload={"n": 1})
             },
@@ -468,6 +473,53 @@ class SessionServiceContract:
         assert [s.id for s in mine] == [s_a2.id, s_a1.id]
         assert (await service.list_sessions(app_name=app, user_id="nobody")).sessions == []
         assert (await service.list_sessions(app_name="no-such-app")).sessions == []
+
+    async def test_list_sessions_pages(self, service: BaseSessionService) -> None:
+        app, user = _ids()
+        made = [
+            await service.create_session(app_name=app, user_id=f"{user}-{i % 2}") for i in range(5)
+        ]
+        full = (await service.list_sessions(app_name=app)).sessions
+        assert {s.id for s in full} == {s.id for s in made}
+        pages: list[list[str]] = []
+        token = None
+        while True:
+            page = await service.list_sessions(app_name=app, limit=2, page_token=token)
+            pages.append([s.id for s in page.sessions])
+            token = page.next_page_token
+            if token is None:
+                break
+        assert pages[:2] == [[s.id for s in full[:2]], [s.id for s in full[2:4]]]
+        assert [i for p in pages for i in p] == [s.id for s in full]
+        assert (await service.list_sessions(app_name=app, limit=5)).next_page_token is None
+        with pytest.raises(ValueError, match="page_token"):
+            await service.list_sessions(app_name=app, page_token="not-a-token")
+        with pytest.raises(ValueError, match="limit"):
+            await service.list_sessions(app_name=app, limit=0)
+
+    async def test_list_events_pages(self, service: BaseSessionService) -> None:
+        app, user = _ids()
+        session = await service.create_session(app_name=app, user_id=user)
+        for i in range(7):
+            await service.append_event(session, _text_event(f"m{i}"))
+        ids = [e.id for e in session.events]
+        seen: list[str] = []
+        token = None
+        while True:
+            page = await service.list_events(
+                app_name=app, user_id=user, session_id=session.id, limit=3, page_token=token
+            )
+            assert len(page.events) <= 3
+            seen += [e.id for e in page.events]
+            token = page.next_page_token
+            if token is None:
+                break
+        assert seen == ids
+        whole = await service.list_events(app_name=app, user_id=user, session_id=session.id)
+        assert whole.events == session.events
+        assert whole.next_page_token is None
+        with pytest.raises(SessionNotFoundError):
+            await service.list_events(app_name=app, user_id=user, session_id="missing")
 
     async def test_returned_sessions_do_not_alias_storage(
         self, service: BaseSessionService
