@@ -230,6 +230,12 @@ class DatabaseSessionService(BaseSessionService):
                 raise StorageError(
                     f"{operation} failed on {self._url}: {type(error.orig).__name__}: {error.orig}"
                 ) from error
+            except (OSError, asyncio.TimeoutError) as error:
+                # Drivers raise these directly when the server cannot be reached.
+                raise StorageError(
+                    f"{operation} failed: cannot reach the database at {self._url}: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _prepare(self) -> None:
@@ -257,6 +263,10 @@ class DatabaseSessionService(BaseSessionService):
                             )
                         ).scalar_one()
                     break
+                except (OSError, asyncio.TimeoutError) as error:
+                    raise StorageError(
+                        f"Cannot reach the database at {self._url}: {type(error).__name__}: {error}"
+                    ) from error
                 except exc.DBAPIError as error:
                     # Another process may be creating the same tables right now.
                     if attempt == 2:
