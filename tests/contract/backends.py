@@ -44,10 +44,23 @@ def _database(url: str) -> Callable[..., Awaitable[BaseSessionService]]:
     return make
 
 
+async def _sqlite_sync_engine(**kwargs: Any) -> BaseSessionService:
+    """A synchronous pysqlite engine: exercises the worker-thread path Spanner uses."""
+    from sqlalchemy import create_engine
+
+    from openadk.sessions import DatabaseSessionService
+
+    engine = create_engine(
+        f"sqlite:///{SQLITE_DIR}/contract-sync.db", connect_args={"check_same_thread": False}
+    )
+    return DatabaseSessionService(db_engine=engine, **kwargs)
+
+
 BACKENDS: list[Backend] = [
     Backend("memory", _memory),
     Backend("sqlite-file", _database(f"sqlite+aiosqlite:///{SQLITE_DIR}/contract.db")),
     Backend("sqlite-memory", _database("sqlite+aiosqlite:///:memory:")),
+    Backend("sqlite-sync-engine", _sqlite_sync_engine),
     Backend("postgres-asyncpg", _database(f"postgresql+asyncpg://{POSTGRES}")),
     Backend("postgres-psycopg", _database(f"postgresql+psycopg://{POSTGRES}")),
     Backend("mariadb-aiomysql", _database(f"mysql+aiomysql://{MYSQL}?charset=utf8mb4")),

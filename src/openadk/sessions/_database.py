@@ -12,9 +12,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
+from typing import cast as typing_cast
 
 try:
     from sqlalchemy import (
+        Engine,
         Text,
         and_,
         cast,
@@ -66,6 +68,7 @@ from openadk.sessions._session import (
     ListSessionsResponse,
     Session,
 )
+from openadk.sessions._threaded import threaded_connection
 
 __all__ = ["DatabaseSessionService"]
 
@@ -103,7 +106,7 @@ class DatabaseSessionService(BaseSessionService):
     def __init__(
         self,
         db_url: str | None = None,
-        db_engine: AsyncEngine | None = None,
+        db_engine: AsyncEngine | Engine | None = None,
         *,
         on_stale: OnStale = "error",
         sqlite_wal: bool = True,
@@ -116,8 +119,10 @@ class DatabaseSessionService(BaseSessionService):
         Args:
             db_url: A database URL, e.g. ``sqlite+aiosqlite:///./sessions.db`` or
                 ``postgresql+asyncpg://user:pass@host/db``. A synchronous driver's URL is
-                switched to the async driver of the same database.
-            db_engine: An `AsyncEngine` you built instead; it stays yours (not disposed).
+                switched to the async driver of the same database; a database with no async
+                driver (Cloud Spanner) runs its synchronous driver in worker threads.
+            db_engine: An engine you built instead; it stays yours (not disposed). A
+                synchronous `Engine` works too: its calls run in worker threads.
             on_stale: ``"error"`` raises `StaleSessionError` for a stale handle; ``"merge"``
                 appends on top of the latest stored state.
             sqlite_wal: Use write-ahead logging on SQLite files (readers never block writers).
@@ -148,7 +153,7 @@ class DatabaseSessionService(BaseSessionService):
             assert db_url is not None  # for mypy: checked above
             self._engine = _dialects.build_engine(db_url, engine_kwargs)
             self._owns_engine = True
-            if self._engine.dialect.name == "sqlite":
+            if isinstance(self._engine, AsyncEngine) and self._engine.dialect.name == "sqlite":
                 _dialects.configure_sqlite(
                     self._engine,
                     wal=sqlite_wal,
@@ -170,7 +175,7 @@ class DatabaseSessionService(BaseSessionService):
         return f"DatabaseSessionService({self._url!r})"
 
     @property
-    def engine(self) -> AsyncEngine:
+    def engine(self) -> AsyncEngine | Engine:
         """The SQLAlchemy engine the service uses."""
         return self._engine
 
@@ -180,15 +185,20 @@ class DatabaseSessionService(BaseSessionService):
 
     @property
     def _aware_times(self) -> bool:
-        return self._dialect == "spanner"
+        # Spanner's TIMESTAMP is time-zone aware; every other engine stores naive UTC.
+        return self._dialect.startswith("spanner")
 
     def _db_time(self, timestamp: float) -> datetime.datetime:
         return to_db_time(timestamp, aware=self._aware_times)
 
     async def close(self) -> None:
         """Disposes of the engine if the service created it."""
-        if self._owns_engine:
+        if not self._owns_engine:
+            return
+        if isinstance(self._engine, AsyncEngine):
             await self._engine.dispose()
+        else:
+            await asyncio.to_thread(self._engine.dispose)
 
     # Transactions ------------------------------------------------------------------------------
 
@@ -202,7 +212,12 @@ class DatabaseSessionService(BaseSessionService):
         async with contextlib.AsyncExitStack() as stack:
             for lock in locks:
                 await stack.enter_async_context(lock)
-            conn = await stack.enter_async_context(self._engine.connect())
+            if isinstance(self._engine, AsyncEngine):
+                conn = await stack.enter_async_context(self._engine.connect())
+            else:
+                # The adapter offers the AsyncConnection methods the service uses.
+                threaded = await stack.enter_async_context(threaded_connection(self._engine))
+                conn = typing_cast(AsyncConnection, threaded)
             if write and self._dialect == "sqlite":
                 await conn.execution_options(openadk_write=True)
             yield conn

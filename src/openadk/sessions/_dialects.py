@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import Insert, Select, Table, event, exc, insert, pool
+from sqlalchemy import Engine, Insert, Select, Table, create_engine, event, exc, insert, pool
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -41,6 +41,7 @@ _DRIVER_PACKAGES = {
     "aiomysql": "aiomysql",
     "asyncmy": "asyncmy",
     "spanner": "sqlalchemy-spanner",
+    "spanner+spanner": "sqlalchemy-spanner",
     "aioodbc": "aioodbc",
     "oracledb": "oracledb",
 }
@@ -74,7 +75,7 @@ def _async_url(url: URL) -> URL:
     return url
 
 
-def build_engine(db_url: str, engine_kwargs: dict[str, Any]) -> AsyncEngine:
+def build_engine(db_url: str, engine_kwargs: dict[str, Any]) -> AsyncEngine | Engine:
     """Creates the async engine for ``db_url`` with openadk's defaults (caller values win).
 
     A synchronous driver (``sqlite://``, ``postgresql+psycopg2://``, ``mysql+pymysql://``) is
@@ -104,7 +105,15 @@ def build_engine(db_url: str, engine_kwargs: dict[str, Any]) -> AsyncEngine:
     if backend == "postgresql":
         kwargs.setdefault("json_serializer", dumps_keeping_floats)
     try:
-        return create_async_engine(url, **kwargs)
+        try:
+            return create_async_engine(url, **kwargs)
+        except exc.InvalidRequestError as error:
+            if "async" not in str(error):
+                raise ValueError(f"Failed to create database engine for URL '{shown}'") from error
+        # No async driver exists for this database (Cloud Spanner, ...): use the synchronous
+        # one, whose calls the service runs in worker threads.
+        logger.info("No async driver for %s; running its driver in worker threads.", shown)
+        return create_engine(url, **kwargs)
     except exc.NoSuchModuleError as error:
         raise ValueError(f"Invalid database URL format or argument '{shown}'.") from error
     except ImportError as error:
@@ -114,13 +123,6 @@ def build_engine(db_url: str, engine_kwargs: dict[str, Any]) -> AsyncEngine:
             f"Database related module not found for URL '{shown}'. "
             f"Install the driver with: pip install {package}"
         ) from error
-    except exc.InvalidRequestError as error:
-        if "async" in str(error):
-            raise ValueError(
-                f"Database URL '{shown}' resolves to a synchronous driver, but this service "
-                f"requires an asynchronous one."
-            ) from error
-        raise ValueError(f"Failed to create database engine for URL '{shown}'") from error
     except (TypeError, exc.ArgumentError) as error:
         raise ValueError(f"Invalid database URL format or argument '{shown}': {error}") from error
 
@@ -207,6 +209,8 @@ def is_retryable(error: BaseException) -> bool:
     if errno in (1205, 1213):
         return True
     text = str(error.orig).lower()
+    if type(error.orig).__name__ == "Aborted":  # Cloud Spanner asks for the transaction again
+        return True
     return "database is locked" in text or "deadlock" in text
 
 
