@@ -141,7 +141,9 @@ OPEN = Lib(
 LIBS = (ADK, OPEN)
 
 
-def make_event(lib: Lib, i: int, invocation: str = "inv", delta: dict[str, Any] | None = None) -> Any:
+def make_event(
+    lib: Lib, i: int, invocation: str = "inv", delta: dict[str, Any] | None = None
+) -> Any:
     """Event number ``i``: alternating author, 200 characters of text, a small state delta."""
     is_user = i % 2 == 0
     author = "user" if is_user else "model"
@@ -245,7 +247,8 @@ class ConcResult:
         """A one-line account of the run."""
         parts = [
             f"{self.ok}/{self.expected} acknowledged",
-            f"errors={sum(self.errors.values())}" + (f" {dict(self.errors)}" if self.errors else ""),
+            f"errors={sum(self.errors.values())}"
+            + (f" {dict(self.errors)}" if self.errors else ""),
         ]
         if self.retries:
             parts.append(f"retries={sum(self.retries.values())} {dict(self.retries)}")
@@ -278,7 +281,9 @@ class DbReport:
 # Timing helpers ----------------------------------------------------------------------------------
 
 
-async def interleaved(calls: dict[str, Call], n: int, block: int, shift: int) -> dict[str, list[float]]:
+async def interleaved(
+    calls: dict[str, Call], n: int, block: int, shift: int
+) -> dict[str, list[float]]:
     """Runs ``n`` calls of each entry in blocks, rotating which goes first each block."""
     keys = list(calls)
     samples: dict[str, list[float]] = {key: [] for key in keys}
@@ -472,7 +477,9 @@ async def measure_floor(backend: Backend, n: int, shift: int, report: DbReport) 
             calls["raw"] = raw_sqlite(raw["NORMAL"])
             labels["raw"] = "raw aiosqlite, WAL, synchronous=NORMAL (openadk's setting)"
             calls["core"] = core
-            labels["core"] = "SQLAlchemy Core async engine, WAL, synchronous=NORMAL, BEGIN IMMEDIATE"
+            labels["core"] = (
+                "SQLAlchemy Core async engine, WAL, synchronous=NORMAL, BEGIN IMMEDIATE"
+            )
             calls["raw_full"] = raw_sqlite(raw["FULL"])
             labels["raw_full"] = "raw aiosqlite, WAL, synchronous=FULL (google-adk's connections)"
         elif backend.kind == "postgresql":
@@ -634,7 +641,9 @@ async def build_session(lib: Lib, service: Any, app: str, n: int) -> str:
 
 
 async def bench_recent(svcs: Services, sizes: Sizes, shift: int, report: DbReport) -> None:
-    small = {lib.key: await build_session(lib, svcs.by_key[lib.key], lib.app("r10"), 10) for lib in LIBS}
+    small = {
+        lib.key: await build_session(lib, svcs.by_key[lib.key], lib.app("r10"), 10) for lib in LIBS
+    }
     # The big sessions, built through each library's append_event in alternating chunks.
     big_handles: dict[str, Any] = {}
     for lib in LIBS:
@@ -661,33 +670,31 @@ async def bench_recent(svcs: Services, sizes: Sizes, shift: int, report: DbRepor
     big = {key: str(handle.id) for key, handle in big_handles.items()}
     big_handles.clear()
 
-    for label, purpose, ids, size in (
-        ("r10", "r10", small, 10),
-        ("rbig", "rbig", big, sizes.big),
-    ):
-
-        def getter(lib: Lib, purpose: str = purpose, ids: dict[str, str] = ids) -> Call:
-            service, sid, app = svcs.by_key[lib.key], ids[lib.key], lib.app(purpose)
-            config = lib.config_cls(num_recent_events=10)
-
-            async def call(_i: int) -> None:
-                session = await service.get_session(
-                    app_name=app, user_id=USER, session_id=sid, config=config
-                )
-                if len(session.events) != 10:
-                    raise AssertionError(f"{lib.name}: got {len(session.events)} events")
-
-            return call
-
-        calls = {lib.key: getter(lib) for lib in LIBS}
-        for call in calls.values():
+    for label, ids, size in (("r10", small, 10), ("rbig", big, sizes.big)):
+        calls = {lib.key: recent_getter(svcs, lib, label, ids[lib.key]) for lib in LIBS}
+        for warm in calls.values():
             for i in range(3):
-                await call(i)
+                await warm(i)
         samples = await interleaved(calls, sizes.recent, max(1, sizes.recent // 10), shift)
         report.rows[label] = Row(
             f"get_session(num_recent_events=10), {size:,}-event session",
             {k: Stats.of(v) for k, v in samples.items()},
         )
+
+
+def recent_getter(svcs: Services, lib: Lib, purpose: str, sid: str) -> Call:
+    """A call of get_session(num_recent_events=10) on one of ``lib``'s sessions."""
+    service, app = svcs.by_key[lib.key], lib.app(purpose)
+    config = lib.config_cls(num_recent_events=10)
+
+    async def call(_i: int) -> None:
+        session = await service.get_session(
+            app_name=app, user_id=USER, session_id=sid, config=config
+        )
+        if len(session.events) != 10:
+            raise AssertionError(f"{lib.name}: got {len(session.events)} events")
+
+    return call
 
 
 async def bench_list(svcs: Services, sizes: Sizes, shift: int, report: DbReport) -> None:
@@ -774,10 +781,10 @@ async def one_session_run(
                     if not retry or attempts >= MAX_RETRIES:
                         record_error(result, result.errors, error)
                         break
-                    label = "StaleSessionError" if isinstance(error, lib.stale_error) else None
-                    record_error(result, result.retries, error) if label is None else None
-                    if label is not None:
-                        result.retries[label] += 1
+                    if isinstance(error, lib.stale_error):
+                        result.retries["StaleSessionError"] += 1
+                    else:
+                        record_error(result, result.retries, error)
                     attempts += 1
                     handles[k] = await service.get_session(
                         app_name=app, user_id=USER, session_id=sid, config=reread
@@ -1054,9 +1061,7 @@ async def main_async(args: argparse.Namespace) -> None:
         f"Python {platform.python_version()}"
     )
     print(f"sizes: {sizes}")
-    backends: list[Callable[[], contextlib.AbstractAsyncContextManager[Backend]]] = [
-        sqlite_backend
-    ]
+    backends: list[Callable[[], contextlib.AbstractAsyncContextManager[Backend]]] = [sqlite_backend]
     if not args.sqlite_only:
         backends.append(lambda: postgres_backend(args.pg_admin_dsn))
         if args.mysql:
