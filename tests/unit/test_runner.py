@@ -6,7 +6,7 @@ import pytest
 from google.genai import types
 
 from openadk import Agent, Runner
-from openadk.agents import fill_instruction
+from openadk.agents import FunctionTool, ToolContext, fill_instruction
 from openadk.errors import SessionNotFoundError
 from openadk.events import Event
 from openadk.models import BaseLlm, LlmRequest, LlmResponse, ModelError, resolve_model
@@ -188,3 +188,93 @@ def test_instruction_templating(template: str, expected: str) -> None:
 def test_instruction_missing_key() -> None:
     with pytest.raises(KeyError, match=r"Context variable not found: `name` in agent 'bot'\."):
         fill_instruction("Hi {name}", {}, "bot")
+
+
+class ToolCallingModel(BaseLlm):
+    """Asks for the given function calls on its first call, then answers with text."""
+
+    def __init__(self, calls: list[types.FunctionCall]) -> None:
+        super().__init__("tool-caller")
+        self.calls = calls
+        self.requests: list[LlmRequest] = []
+
+    async def generate_content_async(self, request: LlmRequest) -> AsyncIterator[LlmResponse]:
+        self.requests.append(request)
+        if len(self.requests) == 1:
+            parts = [types.Part(function_call=call) for call in self.calls]
+            yield LlmResponse(content=types.Content(role="model", parts=parts))
+        else:
+            yield LlmResponse(content=types.ModelContent("done"))
+
+
+def get_weather(
+    city: str, days: int = 1, tool_context: ToolContext | None = None
+) -> dict[str, object]:
+    """Looks up the weather.
+
+    Args:
+        city: The city to look up.
+        days: How many days ahead.
+    """
+    assert tool_context is not None
+    tool_context.state["last_city"] = city
+    tool_context.state["temp:scratch"] = 1
+    return {"city": city, "days": days, "sky": "sunny"}
+
+
+def explode(reason: str) -> str:
+    """Always fails."""
+    raise RuntimeError(f"boom: {reason}")
+
+
+def test_function_tool_schema_from_hints_and_docstring() -> None:
+    tool = FunctionTool(get_weather)
+    declaration = tool.declaration
+    assert declaration.name == "get_weather"
+    assert declaration.description == "Looks up the weather."
+    schema = declaration.parameters_json_schema
+    assert isinstance(schema, dict)
+    assert schema["required"] == ["city"]
+    assert schema["properties"]["city"] == {"type": "string", "description": "The city to look up."}
+    assert schema["properties"]["days"]["type"] == "integer"
+    assert "tool_context" not in schema["properties"]
+
+    def untyped(x):  # type: ignore[no-untyped-def]
+        return x
+
+    with pytest.raises(TypeError, match="type hint"):
+        FunctionTool(untyped)
+
+
+@pytest.mark.asyncio
+async def test_tools_are_called_and_their_events_stored() -> None:
+    model = ToolCallingModel(
+        [
+            types.FunctionCall(id="c1", name="get_weather", args={"city": "Paris", "days": 2}),
+            types.FunctionCall(id="c2", name="explode", args={"reason": "test"}),
+            types.FunctionCall(id="c3", name="missing_tool", args={}),
+            types.FunctionCall(id="c4", name="get_weather", args={"days": "not a number"}),
+        ]
+    )
+    service = InMemorySessionService()
+    agent = Agent(name="helper", model=model, tools=[get_weather, explode])
+    runner = Runner(app_name="app", agent=agent, session_service=service)
+    await service.create_session(app_name="app", user_id="u", session_id="s")
+    events = await run(runner, "weather?")
+    assert [bool(e.get_function_calls()) for e in events] == [True, False, False]
+    responses = {r.id: r.response for r in events[1].get_function_responses()}
+    assert responses["c1"] == {"city": "Paris", "days": 2, "sky": "sunny"}
+    assert responses["c2"] == {"error": "RuntimeError: boom: test"}
+    assert responses["c3"] == {"error": "Unknown tool 'missing_tool'."}
+    assert "Invalid arguments" in str(responses["c4"]["error"])
+    # The second model call saw the call and its responses, in order.
+    roles = [
+        (c.role, bool(c.parts and c.parts[0].function_response)) for c in model.requests[1].contents
+    ]
+    assert roles == [("user", False), ("model", False), ("user", True)]
+    assert [d.name for d in model.requests[0].tools] == ["get_weather", "explode"]
+    session = await service.get_session(app_name="app", user_id="u", session_id="s")
+    assert session is not None
+    assert len(session.events) == 4
+    assert session.state == {"last_city": "Paris"}
+    assert session.events[2].actions.state_delta == {"last_city": "Paris"}
