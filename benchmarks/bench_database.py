@@ -32,8 +32,12 @@ Each database gets:
    google-adk has no merge mode: a writer that gets ``StaleSessionError`` (or another error)
    re-reads its handle with ``get_session(config=GetSessionConfig(num_recent_events=10))`` and
    retries, at most 50 times per append. Reported: appends/s, retries, errors, events stored,
-   events lost, whether stored order equals acknowledgement order, and whether the final state
-   holds every writer's last value.
+   events lost, whether the final state holds every writer's last value, and whether the stored
+   order (``get_session``) equals (a) commit order, observed with SQLAlchemy engine events (the
+   event id a connection INSERTs, recorded when it issues COMMIT; writers hold the session's
+   lock until they commit, so that is the order commits take effect) and (b) acknowledgement
+   order, the order the ``append_event`` calls returned (asyncio may resume two writers whose
+   commits finished close together in either order, so (b) can differ while (a) holds).
 
 Single-call operations are timed per call with ``time.perf_counter`` in alternating blocks (the
 library that goes first alternates from block to block); the table shows ops/s (calls / summed
@@ -65,7 +69,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -240,6 +244,7 @@ class ConcResult:
     lost: int = 0
     stored_unacked: int = 0
     order_ok: bool | None = None
+    commit_order_ok: bool | None = None
     state_ok: bool | None = None
     first_traceback: dict[str, str] = field(default_factory=dict)
 
@@ -256,6 +261,8 @@ class ConcResult:
         parts.append(f"lost={self.lost}")
         if self.stored_unacked:
             parts.append(f"stored-but-not-acknowledged={self.stored_unacked}")
+        if self.commit_order_ok is not None:
+            parts.append(f"stored order == commit order: {'yes' if self.commit_order_ok else 'NO'}")
         if self.order_ok is not None:
             parts.append(f"stored order == ack order: {'yes' if self.order_ok else 'NO'}")
         if self.state_ok is not None:
@@ -754,6 +761,51 @@ async def many_sessions_run(lib: Lib, service: Any, per_writer: int) -> ConcResu
     return result
 
 
+@contextlib.contextmanager
+def commit_order(engine: AsyncEngine, app: str) -> Iterator[list[str]]:
+    """Records the ids of ``app``'s events in the order their transactions COMMIT.
+
+    The id is taken from the ``INSERT INTO events`` a connection runs and recorded when that
+    connection issues COMMIT (dropped on ROLLBACK). Writers to one session hold its lock until
+    they commit, so the order COMMITs are issued in is the order they take effect.
+    """
+    order: list[str] = []
+
+    def on_execute(
+        conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        if statement.lstrip()[:18].upper() == "INSERT INTO EVENTS" and context is not None:
+            params = context.compiled_parameters[0]
+            if params.get("app_name") == app:
+                conn.info["bench_event_id"] = params["id"]
+
+    def on_commit(conn: Any) -> None:
+        event_id = conn.info.pop("bench_event_id", None)
+        if event_id is not None:
+            order.append(event_id)
+
+    def on_rollback(conn: Any) -> None:
+        conn.info.pop("bench_event_id", None)
+
+    hooks = (
+        ("before_cursor_execute", on_execute),
+        ("commit", on_commit),
+        ("rollback", on_rollback),
+    )
+    for name, fn in hooks:
+        event.listen(engine.sync_engine, name, fn)
+    try:
+        yield order
+    finally:
+        for name, fn in hooks:
+            event.remove(engine.sync_engine, name, fn)
+
+
+def engine_of(service: Any) -> AsyncEngine:
+    """The service's engine (``engine`` on openadk, ``db_engine`` on google-adk)."""
+    return service.engine if isinstance(service, OpenDatabaseSessionService) else service.db_engine
+
+
 async def one_session_run(
     lib: Lib, service: Any, reader: Any, per_writer: int, retry: bool
 ) -> ConcResult:
@@ -797,9 +849,10 @@ async def one_session_run(
             result.latencies.append(time.perf_counter() - t0)
 
     gc.collect()
-    t0 = time.perf_counter()
-    await asyncio.gather(*(writer(k) for k in range(WRITERS)))
-    result.wall = time.perf_counter() - t0
+    with commit_order(engine_of(service), app) as committed:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(writer(k) for k in range(WRITERS)))
+        result.wall = time.perf_counter() - t0
     stored = await reader.get_session(app_name=app, user_id=USER, session_id=sid)
     stored_ids = [ev.id for ev in stored.events]
     result.stored = len(stored_ids)
@@ -807,6 +860,7 @@ async def one_session_run(
     result.lost = len(acked_set - stored_set)
     result.stored_unacked = len(stored_set - acked_set)
     result.order_ok = stored_ids == acked
+    result.commit_order_ok = stored_ids == committed
     result.state_ok = all(stored.state.get(f"w{k}") == j for k, j in last_ok.items())
     return result
 
@@ -960,7 +1014,8 @@ def print_report(report: DbReport) -> None:
     for line in lines:
         print(render(line))
     print("(concurrent rows: ops/s = acknowledged appends / wall time; p50/p99 per append,")
-    print(" including google-adk's re-reads and retries on the ONE-session row)")
+    print(" including google-adk's re-reads and retries on the ONE-session row; commit order is")
+    print(" the order COMMITs were issued, ack order the order append_event calls returned)")
     for key, title in (("many", f"{WRITERS} sessions"), ("one", "ONE session")):
         for lib in LIBS:
             conc = report.conc.get(key, {}).get(lib.key)
@@ -1045,7 +1100,8 @@ def print_summary(reports: list[DbReport]) -> None:
             print(
                 f"  {WRITERS} writers on one session, 0 errors / 0 lost: {verdict(good)} "
                 f"(errors={errors}, lost={one.lost}, stored {one.stored}/{one.expected}, "
-                f"order == ack order: {'yes' if one.order_ok else 'NO'}, "
+                f"stored order == commit order: {'yes' if one.commit_order_ok else 'NO'}, "
+                f"== ack order: {'yes' if one.order_ok else 'NO'}, "
                 f"{fmt_rate(one.ok / one.wall)} appends/s)"
             )
         if report.failures:

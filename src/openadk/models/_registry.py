@@ -16,6 +16,8 @@ MODEL_ENV_VAR = "OPENADK_MODEL"
 # (pattern on the model string, "module:Class"), first match wins; imported only when chosen.
 _REGISTRY: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^offline(/.*)?$"), "openadk.models._offline:OfflineModel"),
+    (re.compile(r"^(models/)?gemini-.*$"), "openadk.models._gemini:Gemini"),
+    (re.compile(r"^openai/.+$"), "openadk.models._openai_compat:OpenAICompatible"),
 ]
 
 
