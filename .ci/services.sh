@@ -36,3 +36,18 @@ wait_for Redis redis-cli -h 127.0.0.1 -p 6379 ping || exit 1
 psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='test'" \
   | grep -q 1 || psql -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE test" || exit 1
 mariadb -h 127.0.0.1 -P 3306 -uroot -e "CREATE DATABASE IF NOT EXISTS test" || exit 1
+
+# The user's document's examples connect as user/password to databases named adk_sessions
+# (PostgreSQL, MySQL) and database (AlloyDB); create them so the examples run unchanged.
+psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname='user'" \
+  | grep -q 1 || psql -h 127.0.0.1 -U postgres -d postgres -c "CREATE ROLE \"user\" LOGIN PASSWORD 'password'" || exit 1
+for db in adk_sessions database; do
+  psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" \
+    | grep -q 1 || psql -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE \"$db\" OWNER \"user\"" || exit 1
+done
+mariadb -h 127.0.0.1 -P 3306 -uroot -e "
+  CREATE DATABASE IF NOT EXISTS adk_sessions;
+  CREATE USER IF NOT EXISTS 'user'@'%' IDENTIFIED BY 'password';
+  CREATE USER IF NOT EXISTS 'user'@'localhost' IDENTIFIED BY 'password';
+  GRANT ALL PRIVILEGES ON adk_sessions.* TO 'user'@'%';
+  GRANT ALL PRIVILEGES ON adk_sessions.* TO 'user'@'localhost';" || exit 1

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Agent with AlloyDB session storage."""
+
+import asyncio
+from openadk import Agent
+from openadk.sessions import DatabaseSessionService
+from openadk.runners import Runner
+from google.genai import types
+
+async def main():
+    # Create AlloyDB session service
+    # AlloyDB is PostgreSQL-compatible, so use PostgreSQL driver
+    # Install: pip install asyncpg
+    session_service = DatabaseSessionService(
+        db_url="postgresql+asyncpg://user:password@alloydb-instance-ip:5432/database"
+    )
+    
+    agent = Agent(
+        name="alloydb_agent",
+        model="gemini-1.5-flash",
+        instruction="You are a helpful assistant."
+    )
+    
+    runner = Runner(
+        app_name="alloydb_app",
+        agent=agent,
+        session_service=session_service
+    )
+    
+    # Create and use session
+    session = await session_service.create_session(
+        app_name="alloydb_app",
+        user_id="user123",
+        session_id="session456"
+    )
+    
+    async for event in runner.run_async(
+        user_id="user123",
+        session_id="session456",
+        new_message=types.UserContent(parts=[types.Part(text="Hello!")])
+    ):
+        if event.content:
+            print(event.content)
+    
+    await session_service.close()
+
+if __name__ == "__main__":
+    asyncio.run(main())
