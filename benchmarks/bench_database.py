@@ -45,7 +45,7 @@ call time), p50 and p99 per call, and the ratio openadk ops/s / google-adk ops/s
 operations show completed appends / wall time and per-append latency (including retries).
 A summary at the end checks the DESIGN targets per database and says MET / NOT MET.
 
-How to run (about 3-5 minutes on 2 cores with SQLite and PostgreSQL)::
+How to run (on 2 cores: about 3 minutes for SQLite + PostgreSQL, about 4 with --mysql)::
 
     .venv/bin/python benchmarks/bench_database.py             # SQLite + PostgreSQL
     .venv/bin/python benchmarks/bench_database.py --mysql     # ... + MariaDB/MySQL

@@ -136,7 +136,7 @@ def server() -> Iterator[FakeServer]:
     fake = FakeServer()
     httpd = _Server(fake)
     fake.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield fake
@@ -492,9 +492,13 @@ async def test_gemini_failures_become_model_errors(
 
 
 @pytest.mark.asyncio
-async def test_gemini_server_down_is_a_model_error(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("url", ["closed-port", "localhost:1234"])
+async def test_gemini_unreachable_endpoint_is_a_model_error(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
     monkeypatch.setenv("GOOGLE_API_KEY", "k")
-    url = closed_port_url()
+    if url == "closed-port":
+        url = closed_port_url()
     with pytest.raises(ModelError, match="Cannot reach the Gemini endpoint") as info:
         await call(Gemini("gemini-test", base_url=url), LlmRequest(contents=[user("x")]))
     assert url in str(info.value)
@@ -515,7 +519,7 @@ async def test_gemini_timeout_is_a_model_error(
 
 
 @pytest.mark.asyncio
-async def test_gemini_reuses_its_connection_and_close_releases_it(
+async def test_gemini_keeps_no_connection_between_calls(
     server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GOOGLE_API_KEY", "k")
@@ -523,17 +527,16 @@ async def test_gemini_reuses_its_connection_and_close_releases_it(
     llm = Gemini("gemini-test", base_url=server.url)
     for _ in range(3):
         await collect(llm, LlmRequest(contents=[user("x")]))
+        assert server.wait_connections_closed() == 0
     assert len(server.received) == 3
-    assert server.open_connections == 1
     await llm.close()
-    assert server.wait_connections_closed() == 0
     await llm.close()  # idempotent
     await collect(llm, LlmRequest(contents=[user("again")]))  # usable after close
     await llm.close()
-    assert server.wait_connections_closed() == 0
+    assert len(server.received) == 4
 
 
-def test_gemini_survives_a_new_event_loop(
+def test_gemini_works_from_one_event_loop_to_the_next(
     server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GOOGLE_API_KEY", "k")
@@ -543,6 +546,7 @@ def test_gemini_survives_a_new_event_loop(
     responses = asyncio.run(collect(llm, LlmRequest(contents=[user("second loop")])))
     asyncio.run(llm.close())
     assert len(responses) == 1 and len(server.received) == 2
+    assert server.wait_connections_closed() == 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -822,8 +826,10 @@ async def test_openai_failures_become_model_errors(
 
 
 @pytest.mark.asyncio
-async def test_openai_server_down_is_a_model_error() -> None:
-    url = closed_port_url() + "/v1"
+@pytest.mark.parametrize("url", ["closed-port", "localhost:11434/v1", "http://[::1/v1"])
+async def test_openai_unreachable_endpoint_is_a_model_error(url: str) -> None:
+    if url == "closed-port":
+        url = closed_port_url() + "/v1"
     with pytest.raises(ModelError, match="Cannot reach the OpenAI-compatible endpoint") as info:
         await call(OpenAICompatible("openai/m", base_url=url), LlmRequest(contents=[user("x")]))
     assert "is running" in str(info.value)
@@ -852,19 +858,29 @@ async def test_openai_empty_message_is_an_error_response(
 
 
 @pytest.mark.asyncio
-async def test_openai_close_releases_the_connection(
+async def test_openai_keeps_no_connection_between_calls(
     server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
     server.default = Reply(body=openai_answer("ok"))
     llm = OpenAICompatible("openai/m", headers={"X-Extra": "1"}, extra_body={"temperature": 0})
     await collect(llm, LlmRequest(contents=[user("x")]))
+    assert server.wait_connections_closed() == 0
     await collect(llm, LlmRequest(contents=[user("y")]))
-    assert server.open_connections == 1
     assert server.received[1].headers["x-extra"] == "1"
     assert server.received[1].body["temperature"] == 0
     await llm.close()
+    await llm.close()  # idempotent
     assert server.wait_connections_closed() == 0
+
+
+def test_openai_works_from_one_event_loop_to_the_next(server: FakeServer) -> None:
+    server.default = Reply(body=openai_answer("ok"))
+    llm = OpenAICompatible("openai/m", base_url=server.url + "/v1")
+    asyncio.run(collect(llm, LlmRequest(contents=[user("first loop")])))
+    responses = asyncio.run(collect(llm, LlmRequest(contents=[user("second loop")])))
+    asyncio.run(llm.close())
+    assert len(responses) == 1 and len(server.received) == 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -978,3 +994,55 @@ async def test_agent_with_an_openai_model_string_remembers_the_first_turn(
     last = session.events[-1]
     assert last.content is not None and last.content.parts
     assert last.content.parts[0].text == "Bob."
+
+
+def test_sync_runner_with_gemini_over_several_turns(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Runner.run drives each turn on a new event loop in a thread.
+    monkeypatch.setenv("GOOGLE_API_KEY", "k")
+    server.replies = [Reply(body=gemini_answer("one")), Reply(body=gemini_answer("two"))]
+    service = InMemorySessionService()
+    runner = Runner(
+        app_name="app",
+        agent=Agent(name="a", model=Gemini("gemini-test", base_url=server.url)),
+        session_service=service,
+        auto_create_session=True,
+    )
+    for text in ("first", "second"):
+        events = list(
+            runner.run(
+                user_id="u",
+                session_id="s",
+                new_message=types.UserContent(parts=[types.Part(text=text)]),
+            )
+        )
+        assert events and events[-1].error_code is None
+    asyncio.run(runner.close())
+    assert len(server.received[1].body["contents"]) == 3
+    assert server.wait_connections_closed() == 0
+
+
+@pytest.mark.asyncio
+async def test_agent_with_a_gemini_model_string_and_env_endpoint(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A model string is resolved again on every turn; nothing may leak from the dropped objects.
+    monkeypatch.setenv("GOOGLE_API_KEY", "k")
+    monkeypatch.setenv("OPENADK_GEMINI_BASE_URL", server.url)
+    server.replies = [Reply(body=gemini_answer("one")), Reply(body=gemini_answer("two"))]
+    service = InMemorySessionService()
+    runner = Runner(
+        app_name="app",
+        agent=Agent(name="a", model="gemini-test"),
+        session_service=service,
+        auto_create_session=True,
+    )
+    await run_turn(runner, "first")
+    await run_turn(runner, "second")
+    assert [r.path for r in server.received] == [
+        "/v1beta/models/gemini-test:generateContent",
+        "/v1beta/models/gemini-test:generateContent",
+    ]
+    assert len(server.received[1].body["contents"]) == 3
+    assert server.wait_connections_closed() == 0

@@ -59,6 +59,7 @@ class LlmAgent(BaseModel):
     """How many rounds of tool calls one turn may take before the agent stops."""
 
     _tools: dict[str, FunctionTool] = PrivateAttr(default_factory=dict)
+    _model: BaseLlm | None = PrivateAttr(default=None)
 
     def model_post_init(self, context: Any, /) -> None:
         wrapped = [t if isinstance(t, FunctionTool) else FunctionTool(t) for t in self.tools]
@@ -78,8 +79,13 @@ class LlmAgent(BaseModel):
         return value
 
     def canonical_model(self) -> BaseLlm:
-        """Returns the model object this agent calls (``$OPENADK_MODEL`` wins over ``model``)."""
-        return resolve_model(self.model or "gemini-2.0-flash")
+        """Returns the model object this agent calls (``$OPENADK_MODEL`` wins over ``model``).
+
+        It is resolved once and kept, so its connections are reused and closed once.
+        """
+        if self._model is None:
+            self._model = resolve_model(self.model or "gemini-2.0-flash")
+        return self._model
 
     def _build_request(self, ctx: InvocationContext, model: BaseLlm) -> LlmRequest:
         contents: list[types.Content] = []

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterator
 
@@ -19,6 +17,7 @@ GEMINI_BASE_URL_ENV_VAR = "OPENADK_GEMINI_BASE_URL"
 """When set, Gemini calls go to this URL instead of Google's endpoint (a proxy or a test server)."""
 
 _TRUE = ("1", "true", "yes")
+_NO_KEEP_ALIVE = httpx.Limits(max_keepalive_connections=0)
 
 _HINTS = {
     400: "check the model name and the request (contents, tools)",
@@ -52,7 +51,10 @@ class Gemini(BaseLlm):
     ``base_url`` (or ``$OPENADK_GEMINI_BASE_URL``) sends the calls elsewhere: a proxy, or a
     local server speaking the Gemini REST protocol. Every failure is raised as `ModelError`.
 
-    The google-genai client is created on the first call and released by `close`.
+    The google-genai client is created on the first call and released by `close`. Each call
+    opens its own connection and closes it when the answer is in: no connection is kept between
+    calls, so a model object may be used from several event loops (``Runner.run`` makes one per
+    call) and dropped without `close` without leaking sockets.
     """
 
     def __init__(
@@ -91,7 +93,6 @@ class Gemini(BaseLlm):
         self.stream = stream
         self.retry_options = retry_options
         self._client: genai.Client | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     # -- client lifecycle -------------------------------------------------------------------
 
@@ -111,7 +112,10 @@ class Gemini(BaseLlm):
                 "(or GOOGLE_GENAI_USE_VERTEXAI=true with GOOGLE_CLOUD_PROJECT and "
                 "GOOGLE_CLOUD_LOCATION), or use OPENADK_MODEL=offline to run without a model."
             )
-        options = types.HttpOptions(retry_options=self.retry_options)
+        # No connection outlives a call (see the class docstring).
+        options = types.HttpOptions(
+            retry_options=self.retry_options, async_client_args={"limits": _NO_KEEP_ALIVE}
+        )
         endpoint = self._endpoint()
         if endpoint:
             options.base_url = endpoint
@@ -132,23 +136,14 @@ class Gemini(BaseLlm):
                 "GOOGLE_CLOUD_LOCATION, application default credentials)."
             ) from exc
 
-    async def _get_client(self) -> genai.Client:
-        loop = asyncio.get_running_loop()
-        if self._client is not None and self._client_loop is not loop:
-            # Its connections belong to another (usually finished) event loop: start afresh.
-            stale, self._client, self._client_loop = self._client, None, None
-            # Connections of a closed loop cannot be closed from this one; the rest can.
-            with contextlib.suppress(Exception):
-                await stale.aio.aclose()
-            stale.close()
+    def _get_client(self) -> genai.Client:
         if self._client is None:
             self._client = self._new_client()
-            self._client_loop = loop
         return self._client
 
     async def close(self) -> None:
         """Closes the google-genai client, if one was created; the next call makes a new one."""
-        client, self._client, self._client_loop = self._client, None, None
+        client, self._client = self._client, None
         if client is not None:
             try:
                 await client.aio.aclose()
@@ -171,7 +166,7 @@ class Gemini(BaseLlm):
         Raises:
             ModelError: No credentials, the endpoint failed or timed out, or it answered garbage.
         """
-        client = await self._get_client()
+        client = self._get_client()
         model = request.model or self.model
         config = self._config(request)
         try:
@@ -201,7 +196,7 @@ class Gemini(BaseLlm):
                 f"Gemini model {model!r} did not answer within {self.timeout} s "
                 f"({type(exc).__name__}); retry, or raise the timeout (Gemini(timeout=...))."
             ) from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise ModelError(
                 f"Cannot reach the Gemini endpoint for {model!r} ({self._where()}): "
                 f"{type(exc).__name__}: {exc or 'no details'}. Check the network, "

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -23,6 +21,7 @@ OPENAI_API_KEY_ENV_VAR = "OPENAI_API_KEY"
 """Sent as a bearer token when set; local servers (Ollama, vLLM, llama.cpp) need none."""
 
 _PREFIX = "openai/"
+_NO_KEEP_ALIVE = httpx.Limits(max_keepalive_connections=0)
 
 _FINISH_REASONS = {
     "stop": types.FinishReason.STOP,
@@ -50,7 +49,10 @@ class OpenAICompatible(BaseLlm):
     ``http://localhost:11434/v1`` for Ollama); ``$OPENAI_API_KEY``, when set, is sent as a bearer
     token. Calls are not streamed. Every failure is raised as `ModelError`.
 
-    The HTTP client is created on the first call and released by `close`.
+    The HTTP client is created on the first call and released by `close`. Each call opens its
+    own connection and closes it when the answer is in: no connection is kept between calls, so
+    a model object may be used from several event loops (``Runner.run`` makes one per call) and
+    dropped without `close` without leaking sockets.
     """
 
     def __init__(
@@ -81,7 +83,6 @@ class OpenAICompatible(BaseLlm):
         self.headers = dict(headers or {})
         self.extra_body = dict(extra_body or {})
         self._client: httpx.AsyncClient | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     # -- client lifecycle -------------------------------------------------------------------
 
@@ -95,21 +96,14 @@ class OpenAICompatible(BaseLlm):
             )
         return base.rstrip("/") + "/chat/completions"
 
-    async def _get_client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._client is not None and self._client_loop is not loop:
-            # Its connections belong to another (usually finished) event loop: start afresh.
-            stale, self._client, self._client_loop = self._client, None, None
-            with contextlib.suppress(Exception):
-                await stale.aclose()
+    def _get_client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout)
-            self._client_loop = loop
+            self._client = httpx.AsyncClient(timeout=self.timeout, limits=_NO_KEEP_ALIVE)
         return self._client
 
     async def close(self) -> None:
         """Closes the HTTP client, if one was created; the next call makes a new one."""
-        client, self._client, self._client_loop = self._client, None, None
+        client, self._client = self._client, None
         if client is not None:
             await client.aclose()
 
@@ -141,7 +135,7 @@ class OpenAICompatible(BaseLlm):
         api_key = self.api_key or os.environ.get(OPENAI_API_KEY_ENV_VAR)
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        client = await self._get_client()
+        client = self._get_client()
         try:
             response = await client.post(url, json=body, headers=headers)
         except httpx.TimeoutException as exc:
@@ -150,7 +144,7 @@ class OpenAICompatible(BaseLlm):
                 f"({type(exc).__name__}); the model may still be loading. Retry, or raise the "
                 "timeout (OpenAICompatible(timeout=...))."
             ) from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise ModelError(
                 f"Cannot reach the OpenAI-compatible endpoint {url}: {type(exc).__name__}: "
                 f"{exc or 'no details'}. Check that the server is running and that "

@@ -10,6 +10,7 @@ import logging
 import random
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from typing import cast as typing_cast
@@ -112,6 +113,7 @@ class DatabaseSessionService(BaseSessionService):
         sqlite_wal: bool = True,
         sqlite_synchronous: str = "NORMAL",
         sqlite_busy_timeout: float = 30.0,
+        event_cache_size: int = 50_000,
         **engine_kwargs: Any,
     ) -> None:
         """Creates the service; no connection is made until the first call.
@@ -129,6 +131,10 @@ class DatabaseSessionService(BaseSessionService):
             sqlite_synchronous: SQLite ``PRAGMA synchronous`` (``NORMAL`` is durable in WAL mode
                 except against power loss; ``FULL`` also survives that).
             sqlite_busy_timeout: Seconds a SQLite writer waits for another process's lock.
+            event_cache_size: How many parsed events to keep in memory (0 turns it off).
+                Stored events never change, so a session read every turn only parses its new
+                events. Events of returned sessions are shared with this cache: treat them as
+                read-only.
             **engine_kwargs: Passed to ``create_async_engine`` (``pool_size``, ``max_overflow``,
                 ``pool_timeout``, ``pool_recycle``, ``echo``, ...).
 
@@ -170,6 +176,9 @@ class DatabaseSessionService(BaseSessionService):
         self._all_lock = asyncio.Lock() if memory else None
         self._prepared = False
         self._prepare_lock = asyncio.Lock()
+        if not isinstance(event_cache_size, int) or event_cache_size < 0:
+            raise ValueError(f"event_cache_size must be an int >= 0, got {event_cache_size!r}.")
+        self._event_cache = _EventCache(event_cache_size) if event_cache_size else None
 
     def __repr__(self) -> str:
         return f"DatabaseSessionService({self._url!r})"
@@ -406,20 +415,51 @@ class DatabaseSessionService(BaseSessionService):
         session_id: str,
         config: GetSessionConfig | None,
     ) -> list[Event]:
-        query = select(
-            events.c.id, events.c.invocation_id, events.c.timestamp, self._event_data_text()
-        ).where(
+        where = (
             events.c.app_name == app_name,
             events.c.user_id == user_id,
             events.c.session_id == session_id,
         )
+        cached = self._event_cache is not None
+        columns = [events.c.id, events.c.timestamp]
+        if not cached:
+            columns += [events.c.invocation_id, self._event_data_text()]
+        query = select(*columns).where(*where)
         if config is not None and config.after_timestamp is not None:
             query = query.where(events.c.timestamp >= self._db_time(config.after_timestamp))
         query = query.order_by(events.c.timestamp.desc(), events.c.id.desc())
         if config is not None and config.num_recent_events is not None:
             query = query.limit(config.num_recent_events)
         rows = list(reversed((await conn.execute(query)).all()))
-        return _rows_to_events(rows)
+        if self._event_cache is None:
+            return _rows_to_events(rows)
+        # Stored events never change, so parsed ones are kept: a session read every turn
+        # only parses the events added since the last read.
+        key = (app_name, user_id, session_id)
+        found: dict[str, Event] = {}
+        missing: list[str] = []
+        for r in rows:
+            hit = self._event_cache.get(key, r.id, r.timestamp)
+            if hit is None:
+                missing.append(r.id)
+            else:
+                found[r.id] = hit
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            data_rows = (
+                await conn.execute(
+                    select(
+                        events.c.id,
+                        events.c.invocation_id,
+                        events.c.timestamp,
+                        self._event_data_text(),
+                    ).where(*where, events.c.id.in_(chunk))
+                )
+            ).all()
+            for row, event in zip(data_rows, _rows_to_events(data_rows), strict=True):
+                found[row.id] = event
+                self._event_cache.put(key, row.id, row.timestamp, event)
+        return [found[r.id] for r in rows]
 
     # Hooks -------------------------------------------------------------------------------------
 
@@ -715,6 +755,8 @@ class DatabaseSessionService(BaseSessionService):
             )
 
         await self._run("delete_session", True, body)
+        if self._event_cache is not None:
+            self._event_cache.drop((app_name, user_id, session_id))
 
     async def _get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         async def body(conn: AsyncConnection) -> dict[str, Any]:
@@ -837,6 +879,43 @@ class DatabaseSessionService(BaseSessionService):
             marker=_marker(stamp),
             duplicate=True,
         )
+
+
+_SessionKey = tuple[str, str, str]
+
+
+class _EventCache:
+    """Parsed events by session, least recently read sessions evicted first.
+
+    An entry is used only while its stored timestamp matches the row's, so a row replaced under
+    the same id (a session deleted and recreated elsewhere) is parsed again.
+    """
+
+    def __init__(self, max_events: int) -> None:
+        self._max = max_events
+        self._count = 0
+        self._sessions: OrderedDict[_SessionKey, dict[str, tuple[Any, Event]]] = OrderedDict()
+
+    def get(self, key: _SessionKey, event_id: str, stamp: Any) -> Event | None:
+        entries = self._sessions.get(key)
+        if entries is None:
+            return None
+        self._sessions.move_to_end(key)
+        hit = entries.get(event_id)
+        return hit[1] if hit is not None and hit[0] == stamp else None
+
+    def put(self, key: _SessionKey, event_id: str, stamp: Any, event: Event) -> None:
+        entries = self._sessions.setdefault(key, {})
+        self._sessions.move_to_end(key)
+        if event_id not in entries:
+            self._count += 1
+        entries[event_id] = (stamp, event)
+        while self._count > self._max and len(self._sessions) > 1:
+            _, evicted = self._sessions.popitem(last=False)
+            self._count -= len(evicted)
+
+    def drop(self, key: _SessionKey) -> None:
+        self._count -= len(self._sessions.pop(key, {}))
 
 
 def _next_time(requested: float, last: datetime.datetime) -> tuple[float, datetime.datetime]:
