@@ -401,11 +401,13 @@ class DatabaseSessionService(BaseSessionService):
 
     # Events ------------------------------------------------------------------------------------
 
-    def _event_data_text(self) -> Any:
-        """The ``event_data`` column as JSON text, for parsing in one Rust call."""
+    def _event_columns(self) -> list[Any]:
+        """What `_rows_to_events` needs: the key columns and ``event_data`` as JSON text."""
         if self._dialect == "postgresql":
-            return cast(events.c.event_data, Text).label("data")
-        return type_coerce(events.c.event_data, Text).label("data")
+            data = cast(events.c.event_data, Text).label("data")
+        else:
+            data = type_coerce(events.c.event_data, Text).label("data")
+        return [events.c.id, events.c.invocation_id, events.c.timestamp, data]
 
     async def _read_events(
         self,
@@ -421,9 +423,7 @@ class DatabaseSessionService(BaseSessionService):
             events.c.session_id == session_id,
         )
         cached = self._event_cache is not None
-        columns = [events.c.id, events.c.timestamp]
-        if not cached:
-            columns += [events.c.invocation_id, self._event_data_text()]
+        columns = self._event_columns() if not cached else [events.c.id, events.c.timestamp]
         query = select(*columns).where(*where)
         if config is not None and config.after_timestamp is not None:
             query = query.where(events.c.timestamp >= self._db_time(config.after_timestamp))
@@ -448,12 +448,7 @@ class DatabaseSessionService(BaseSessionService):
             chunk = missing[start : start + 500]
             data_rows = (
                 await conn.execute(
-                    select(
-                        events.c.id,
-                        events.c.invocation_id,
-                        events.c.timestamp,
-                        self._event_data_text(),
-                    ).where(*where, events.c.id.in_(chunk))
+                    select(*self._event_columns()).where(*where, events.c.id.in_(chunk))
                 )
             ).all()
             for row, event in zip(data_rows, _rows_to_events(data_rows), strict=True):
@@ -709,9 +704,7 @@ class DatabaseSessionService(BaseSessionService):
             ).first()
             if exists is None:
                 raise SessionNotFoundError(f"Session {session_id} not found.")
-            query = select(
-                events.c.id, events.c.invocation_id, events.c.timestamp, self._event_data_text()
-            ).where(
+            query = select(*self._event_columns()).where(
                 events.c.app_name == app_name,
                 events.c.user_id == user_id,
                 events.c.session_id == session_id,
@@ -862,9 +855,7 @@ class DatabaseSessionService(BaseSessionService):
         """The outcome of an earlier append of this same event, or None if it is not stored."""
         row = (
             await conn.execute(
-                select(
-                    events.c.id, events.c.invocation_id, events.c.timestamp, self._event_data_text()
-                ).where(events.c.id == event.id, *event_key)
+                select(*self._event_columns()).where(events.c.id == event.id, *event_key)
             )
         ).first()
         if row is None:
