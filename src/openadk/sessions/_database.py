@@ -24,6 +24,7 @@ try:
         delete,
         exc,
         inspect,
+        null,
         or_,
         select,
         type_coerce,
@@ -550,16 +551,15 @@ class DatabaseSessionService(BaseSessionService):
         stored_events: list[Event],
     ) -> Session:
         stamp = from_db_time(update_time)
-        session = Session.model_construct(
+        return Session._from_storage(
             id=session_id,
             app_name=app_name,
             user_id=user_id,
             state=merge_state(own_state, app_state, user_state),
             events=stored_events,
             last_update_time=_epoch(stamp),
+            marker=_marker(stamp),
         )
-        session._storage_update_marker = _marker(stamp)
-        return session
 
     async def _get_session(
         self,
@@ -616,25 +616,9 @@ class DatabaseSessionService(BaseSessionService):
         after: PageKey | None,
     ) -> ListSessionsResponse:
         async def body(conn: AsyncConnection) -> ListSessionsResponse:
-            query = (
-                select(
-                    sessions.c.user_id,
-                    sessions.c.id,
-                    sessions.c.state,
-                    sessions.c.update_time,
-                    user_states.c.state.label("user_state"),
-                )
-                .select_from(
-                    sessions.outerjoin(
-                        user_states,
-                        and_(
-                            user_states.c.app_name == sessions.c.app_name,
-                            user_states.c.user_id == sessions.c.user_id,
-                        ),
-                    )
-                )
-                .where(sessions.c.app_name == app_name)
-            )
+            query = select(
+                sessions.c.user_id, sessions.c.id, sessions.c.state, sessions.c.update_time
+            ).where(sessions.c.app_name == app_name)
             if user_id is not None:
                 query = query.where(sessions.c.user_id == user_id)
             if after is not None:
@@ -657,11 +641,17 @@ class DatabaseSessionService(BaseSessionService):
             rows: Sequence[Any] = (await conn.execute(query)).all()
             more = limit is not None and len(rows) > limit
             rows = rows[:limit] if more else rows
-            app_state = (
-                await conn.execute(
-                    select(app_states.c.state).where(app_states.c.app_name == app_name)
-                )
-            ).scalar() or {}
+            # The app's and the users' states, each decoded once, in one statement.
+            users = select(user_states.c.user_id, user_states.c.state).where(
+                user_states.c.app_name == app_name
+            )
+            if user_id is not None:
+                users = users.where(user_states.c.user_id == user_id)
+            app = select(null().label("user_id"), app_states.c.state).where(
+                app_states.c.app_name == app_name
+            )
+            scopes = {r.user_id: r.state for r in (await conn.execute(app.union_all(users))).all()}
+            app_state = scopes.get(None) or {}
             result = [
                 self._session(
                     app_name,
@@ -669,7 +659,7 @@ class DatabaseSessionService(BaseSessionService):
                     r.id,
                     r.state,
                     app_state,
-                    r.user_state or {},
+                    scopes.get(r.user_id) or {},
                     r.update_time,
                     [],
                 )

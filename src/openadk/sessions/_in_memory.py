@@ -89,7 +89,7 @@ class InMemorySessionService(BaseSessionService):
             users.setdefault(user_id, {}).update(copy_json(scoped.user))
 
     def _to_session(self, stored: _Stored, events: list[Event]) -> Session:
-        session = Session.model_construct(
+        return Session._from_storage(
             id=stored.id,
             app_name=stored.app_name,
             user_id=stored.user_id,
@@ -100,9 +100,8 @@ class InMemorySessionService(BaseSessionService):
             ),
             events=events,
             last_update_time=stored.last_update_time,
+            marker=stored.marker,
         )
-        session._storage_update_marker = stored.marker
-        return session
 
     async def _create_session(
         self,
