@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
+from pydantic_core import PydanticSerializationError, to_json
 from typing_extensions import Self
 
 from openadk.events import Event
@@ -37,7 +38,10 @@ OnStale = Literal["error", "merge"]
 """What `append_event` does with a stale handle: raise `StaleSessionError`, or append on top."""
 
 MAX_KEY_LENGTH = 128
-"""Longest app name, user id or session id: the width of the database key columns."""
+"""Longest app name, user id, session id or event id: the width of the database key columns."""
+
+MAX_INVOCATION_ID_LENGTH = 256
+"""Longest invocation id: the width of the ``events.invocation_id`` column."""
 
 
 @dataclass
@@ -71,6 +75,19 @@ class ScopedDelta:
                 result.session[key] = stored
         return result
 
+    @classmethod
+    def partition(cls, delta: Mapping[str, Any]) -> ScopedDelta:
+        """Splits an already converted delta without ``temp:`` keys by prefix (values shared)."""
+        result = cls()
+        for key, value in delta.items():
+            if key.startswith(State.APP_PREFIX):
+                result.app[key[len(State.APP_PREFIX) :]] = value
+            elif key.startswith(State.USER_PREFIX):
+                result.user[key[len(State.USER_PREFIX) :]] = value
+            else:
+                result.session[key] = value
+        return result
+
     def __bool__(self) -> bool:
         return bool(self.app or self.user or self.session)
 
@@ -92,15 +109,24 @@ class AppendPlan:
     @classmethod
     def for_event(cls, event: Event) -> AppendPlan:
         """Builds the plan for ``event``; raises before anything changes if the delta is bad."""
+        _check_free_form_fields(event)
+        if len(event.id) > MAX_KEY_LENGTH:
+            raise ValueError(
+                f"event.id is {len(event.id)} characters long; the limit is {MAX_KEY_LENGTH}."
+            )
+        if len(event.invocation_id) > MAX_INVOCATION_ID_LENGTH:
+            raise ValueError(
+                f"event.invocation_id is {len(event.invocation_id)} characters long; the limit "
+                f"is {MAX_INVOCATION_ID_LENGTH}."
+            )
         raw = event.actions.state_delta
         temp = {k: v for k, v in raw.items() if k.startswith(State.TEMP_PREFIX)}
-        kept = {k: v for k, v in raw.items() if not k.startswith(State.TEMP_PREFIX)}
-        scoped = ScopedDelta.split(kept, "event.actions.state_delta")
         delta = {
             key: to_json_value(value, f"event.actions.state_delta[{key!r}]")
-            for key, value in kept.items()
+            for key, value in raw.items()
+            if not key.startswith(State.TEMP_PREFIX)
         }
-        return cls(delta=delta, temp=temp, scoped=scoped)
+        return cls(delta=delta, temp=temp, scoped=ScopedDelta.partition(delta))
 
     def stored_event(self, event: Event, timestamp: float) -> Event:
         """Returns a private deep copy of ``event`` as storage keeps it."""
@@ -125,6 +151,27 @@ class AppendOutcome:
     last_update_time: float
     marker: str | None
     duplicate: bool = False
+
+
+def _check_free_form_fields(event: Event) -> None:
+    """Refuses an event whose free-form fields cannot be written as JSON, before any change."""
+    fields = {
+        "custom_metadata": event.custom_metadata,
+        "output": event.output,
+        "actions.agent_state": event.actions.agent_state,
+        "actions.set_model_response": event.actions.set_model_response,
+        "actions.requested_auth_configs": event.actions.requested_auth_configs,
+    }
+    for name, value in fields.items():
+        if not value:
+            continue
+        try:
+            to_json(value)
+        except PydanticSerializationError as exc:
+            raise TypeError(
+                f"event.{name} cannot be stored as JSON ({exc}). Use str, int, float, bool, None, "
+                f"or lists and dicts of them."
+            ) from exc
 
 
 def check_key(value: object, name: str) -> str:

@@ -32,9 +32,9 @@ def _ids() -> tuple[str, str]:
 
 def _text_event(text: str, author: str = "user", **kwargs: Any) -> Event:
     role = "user" if author == "user" else "model"
+    kwargs.setdefault("invocation_id", f"e-{uuid.uuid4()}")
     return Event(
         author=author,
-        invocation_id=f"e-{uuid.uuid4()}",
         content=types.Content(role=role, parts=[types.Part(text=text)]),
         **kwargs,
     )
@@ -670,6 +670,14 @@ class SessionServiceContract:
             with pytest.raises((TypeError, ValueError), match="state_delta"):
                 await service.append_event(session, event)
             assert event.actions.state_delta == bad
+        with pytest.raises(ValueError, match=r"event\.id is 129 characters"):
+            await service.append_event(session, _delta_event({"k": 3}, id="e" * 129))
+        with pytest.raises(ValueError, match="invocation_id is 257 characters"):
+            await service.append_event(session, _delta_event({"k": 4}, invocation_id="i" * 257))
+        not_json = _delta_event({"k": 5})
+        not_json.custom_metadata = {"handle": object()}
+        with pytest.raises(TypeError, match="custom_metadata cannot be stored as JSON"):
+            await service.append_event(session, not_json)
         assert session.state == {"k": 0} and session.events == []
         got = await service.get_session(app_name=app, user_id=user, session_id=session.id)
         assert got is not None and got.state == {"k": 0} and got.events == []
