@@ -383,3 +383,21 @@ async def test_a_failed_append_rolls_back_everything(db_url: str) -> None:
         assert session.state == {"k": 0} and len(session.events) == 1
         assert await service.get_user_state(app_name=app, user_id="u") == {}
         await service.append_event(session, message("third", k=2))
+
+
+@pytest.mark.asyncio
+async def test_nul_characters_are_refused_clearly(db_url: str) -> None:
+    async with DatabaseSessionService(db_url) as service:
+        app = f"nul-{uuid.uuid4().hex[:8]}"
+        session = await service.create_session(app_name=app, user_id="u")
+        with pytest.raises(ValueError, match="NUL character"):
+            await service.append_event(session, message("ok", k="a\x00b"))
+        event = message("text with \x00 inside")
+        if service.engine.dialect.name == "postgresql":
+            with pytest.raises(ValueError, match="NUL character"):
+                await service.append_event(session, event)
+            assert session.events == []
+        else:
+            await service.append_event(session, event)
+            got = await service.get_session(app_name=app, user_id="u", session_id=session.id)
+            assert got is not None and got.events == [event]

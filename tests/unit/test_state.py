@@ -97,6 +97,10 @@ def test_to_json_value_converts_like_google_adk_and_refuses_the_rest() -> None:
         to_json_value([float("nan")], "v")
     with pytest.raises(TypeError, match="keys must be strings"):
         to_json_value({1: 2}, "v")
+    with pytest.raises(ValueError, match="NUL character"):
+        to_json_value({"k": ["a\x00b"]}, "v")
+    with pytest.raises(ValueError, match="NUL character"):
+        to_json_value({"k\x00": 1}, "v")
 
 
 def test_to_json_value_and_copy_json_return_independent_copies() -> None:

@@ -64,6 +64,8 @@ class ScopedDelta:
         for key, value in state.items():
             if not isinstance(key, str):
                 raise TypeError(f"{where} keys must be strings, got {type(key).__name__}.")
+            if "\x00" in key:
+                raise ValueError(f"{where} has a key with a NUL character: {key!r}.")
             if key.startswith(State.TEMP_PREFIX):
                 continue
             stored = to_json_value(value, f"{where}[{key!r}]")
@@ -121,11 +123,10 @@ class AppendPlan:
             )
         raw = event.actions.state_delta
         temp = {k: v for k, v in raw.items() if k.startswith(State.TEMP_PREFIX)}
-        delta = {
-            key: to_json_value(value, f"event.actions.state_delta[{key!r}]")
-            for key, value in raw.items()
-            if not key.startswith(State.TEMP_PREFIX)
-        }
+        delta = to_json_value(
+            {k: v for k, v in raw.items() if not k.startswith(State.TEMP_PREFIX)},
+            "event.actions.state_delta",
+        )
         return cls(delta=delta, temp=temp, scoped=ScopedDelta.partition(delta))
 
     def stored_event(self, event: Event, timestamp: float) -> Event:

@@ -252,6 +252,11 @@ class DatabaseSessionService(BaseSessionService):
                     continue
                 if isinstance(error, exc.IntegrityError):
                     raise
+                if _dialects.is_nul_refusal(error):
+                    raise ValueError(
+                        f"{operation}: the data contains a NUL character (\\x00), which "
+                        f"{self._dialect} cannot store in JSON; remove or encode it."
+                    ) from error
                 raise StorageError(
                     f"{operation} failed on {self._url}: {type(error.orig).__name__}: {error.orig}"
                 ) from error
@@ -275,18 +280,17 @@ class DatabaseSessionService(BaseSessionService):
                     async with self._connection(write=True) as conn, conn.begin():
                         await conn.run_sync(_check_layout)
                         await conn.run_sync(metadata.create_all)
-                        await self._insert_if_absent(
-                            conn,
-                            internal_metadata,
-                            {"key": "schema_version", "value": SCHEMA_VERSION},
+                        version_q = select(internal_metadata.c.value).where(
+                            internal_metadata.c.key == "schema_version"
                         )
-                        version = (
-                            await conn.execute(
-                                select(internal_metadata.c.value).where(
-                                    internal_metadata.c.key == "schema_version"
-                                )
+                        version = (await conn.execute(version_q)).scalar()
+                        if version is None:
+                            await self._insert_if_absent(
+                                conn,
+                                internal_metadata,
+                                {"key": "schema_version", "value": SCHEMA_VERSION},
                             )
-                        ).scalar_one()
+                            version = (await conn.execute(version_q)).scalar_one()
                     break
                 except (OSError, asyncio.TimeoutError) as error:
                     raise StorageError(

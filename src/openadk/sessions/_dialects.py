@@ -214,6 +214,13 @@ def is_retryable(error: BaseException) -> bool:
     return "database is locked" in text or "deadlock" in text
 
 
+def is_nul_refusal(error: BaseException) -> bool:
+    """PostgreSQL refusing a NUL character in JSON or text."""
+    sqlstate, _ = _codes(error)
+    text = str(getattr(error, "orig", error)).lower()
+    return sqlstate == "22P05" or "unsupported unicode escape" in text or "\\u0000" in text
+
+
 def is_unique_violation(error: BaseException) -> bool:
     """A primary-key or unique-constraint violation."""
     if not isinstance(error, exc.IntegrityError):

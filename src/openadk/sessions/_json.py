@@ -31,6 +31,13 @@ def to_json_value(value: Any, where: str) -> Any:
         TypeError: The value cannot be represented as JSON.
         ValueError: A float is NaN or infinite (JSON has no such numbers).
     """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(
+                f"{where} contains a NUL character (\\x00), which PostgreSQL cannot store; "
+                f"remove it or encode the value (e.g. base64)."
+            )
+        return value
     if isinstance(value, _SCALARS):
         return value
     if isinstance(value, float):
@@ -48,6 +55,8 @@ def to_json_value(value: Any, where: str) -> Any:
                     f"{where} has a key of type {type(key).__name__} ({key!r}); "
                     f"JSON object keys must be strings."
                 )
+            if "\x00" in key:
+                raise ValueError(f"{where} has a key with a NUL character: {key!r}.")
             result[key] = to_json_value(item, f"{where}[{key!r}]")
         return result
     if isinstance(value, list):
