@@ -7,6 +7,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from openadk.cli._admin import add_admin_commands, run_admin
+
 __all__ = ["DEFAULT_DB", "default_db_url", "main"]
 
 DEFAULT_DB = "sqlite+aiosqlite:///./sessions.db"
@@ -46,6 +48,30 @@ def _parser() -> argparse.ArgumentParser:
         default="You are a helpful assistant. Keep answers short.",
         help="the agent's instruction",
     )
+    serve = commands.add_parser(
+        "serve",
+        help="serve sessions over the Agent Engine Sessions REST API",
+        description=(
+            "Serves the sessions of a database over the Vertex AI Agent Engine Sessions REST "
+            "API, so VertexAiSessionService(api_endpoint=...) and google-adk's Vertex client "
+            "can use it. Without an API key it listens on 127.0.0.1 only."
+        ),
+    )
+    serve.add_argument(
+        "--db", default=None, help=f"database URL, or 'memory' (default: {DEFAULT_DB})"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    serve.add_argument(
+        "--api-key",
+        default=None,
+        help="require this key as a bearer token or x-goog-api-key (default: $OPENADK_API_KEY)",
+    )
+    serve.add_argument(
+        "--max-body-bytes", type=int, default=None, help="largest request body (default: 8 MiB)"
+    )
+    serve.add_argument("--log-level", default="info", help="uvicorn log level (default: info)")
+    add_admin_commands(commands, f"database URL (default: $DATABASE_URL or {DEFAULT_DB})")
     return parser
 
 
@@ -63,5 +89,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             model=args.model,
             instruction=args.instruction,
         )
+    if args.command == "serve":
+        from openadk.server import serve
+
+        return serve(
+            args.db or default_db_url(),
+            host=args.host,
+            port=args.port,
+            api_key=args.api_key or os.environ.get("OPENADK_API_KEY") or None,
+            max_body_bytes=args.max_body_bytes,
+            log_level=args.log_level,
+        )
+    if args.command in ("sessions", "migrate-from"):
+        return run_admin(args, getattr(args, "db", None) or default_db_url())
     print(f"unknown command {args.command!r}", file=sys.stderr)  # pragma: no cover
     return 2  # pragma: no cover
