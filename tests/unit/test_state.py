@@ -118,3 +118,24 @@ def test_next_timestamp_keeps_commit_order() -> None:
     assert next_timestamp(5.0, 5.0) > 5.0
     big = 1.8e9
     assert next_timestamp(big, big) > big
+
+
+def test_copy_model_is_a_deep_independent_equal_copy() -> None:
+    from openadk.sessions._json import copy_model
+    from openadk.testing._contract import full_event
+
+    event = full_event()
+    copied = copy_model(event)
+    assert copied == event
+    assert copied is not event
+    assert copied.model_dump_json() == event.model_dump_json()
+    assert copied.content is not None and event.content is not None
+    assert copied.content.parts is not None and event.content.parts is not None
+    copied.content.parts[0].text = "changed"
+    copied.actions.state_delta["plain"] = "changed"
+    assert copied.long_running_tool_ids is not None
+    copied.long_running_tool_ids.add("new")
+    assert event.content.parts[0].text == "hello"
+    assert event.actions.state_delta["plain"] == "v"
+    assert event.long_running_tool_ids == {"fc-1", "fc-2", "fc-3"}
+    assert copy_model(b"x") == b"x"

@@ -15,7 +15,7 @@ from pydantic_core import PydanticSerializationError, to_json
 from typing_extensions import Self
 
 from openadk.events import Event
-from openadk.sessions._json import copy_json, to_json_value
+from openadk.sessions._json import copy_json, copy_model, to_json_value
 from openadk.sessions._session import (
     GetSessionConfig,
     ListEventsResponse,
@@ -131,7 +131,7 @@ class AppendPlan:
 
     def stored_event(self, event: Event, timestamp: float) -> Event:
         """Returns a private deep copy of ``event`` as storage keeps it."""
-        stored = event.model_copy(deep=True)
+        stored: Event = copy_model(event)
         stored.actions.state_delta = copy_json(self.delta)
         stored.timestamp = timestamp
         return stored

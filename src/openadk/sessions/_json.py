@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import decimal
+import enum
 import json
 import math
 import re
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-__all__ = ["copy_json", "dumps_keeping_floats", "to_json_value"]
+__all__ = ["copy_json", "copy_model", "dumps_keeping_floats", "to_json_value"]
 
 _SCALARS = (str, int, bool, type(None))
 
@@ -69,6 +72,41 @@ def to_json_value(value: Any, where: str) -> Any:
             f"float, bool, None, or lists and dicts of them (or convert the value first)."
         ) from exc
     return to_json_value(converted, where)
+
+
+_IMMUTABLE = (str, int, float, bool, bytes, type(None), enum.Enum)
+
+
+def copy_model(value: Any) -> Any:
+    """A deep copy of a pydantic model tree (or any value), much faster than ``copy.deepcopy``.
+
+    Models are copied field by field without validation; immutable leaves (strings, numbers,
+    bytes, enums, None) are shared; containers are rebuilt; anything else falls back to
+    ``copy.deepcopy``.
+    """
+    if isinstance(value, _IMMUTABLE):
+        return value
+    if isinstance(value, BaseModel):
+        cls = type(value)
+        new = cls.__new__(cls)
+        object.__setattr__(
+            new, "__dict__", {key: copy_model(item) for key, item in value.__dict__.items()}
+        )
+        object.__setattr__(new, "__pydantic_fields_set__", set(value.__pydantic_fields_set__))
+        extra = value.__pydantic_extra__
+        object.__setattr__(new, "__pydantic_extra__", None if extra is None else copy_model(extra))
+        private = value.__pydantic_private__
+        object.__setattr__(
+            new, "__pydantic_private__", None if private is None else copy_model(private)
+        )
+        return new
+    if isinstance(value, dict):
+        return {key: copy_model(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [copy_model(item) for item in value]
+    if isinstance(value, (set, frozenset, tuple)):
+        return type(value)(copy_model(item) for item in value)
+    return copy.deepcopy(value)
 
 
 def copy_json(value: Any) -> Any:
