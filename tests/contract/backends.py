@@ -56,6 +56,56 @@ async def _sqlite_sync_engine(**kwargs: Any) -> BaseSessionService:
     return DatabaseSessionService(db_engine=engine, **kwargs)
 
 
+def _vertex_over(
+    store: Callable[[], Awaitable[BaseSessionService]],
+) -> Callable[..., Awaitable[BaseSessionService]]:
+    """VertexAiSessionService talking, in process, to openadk's server backed by ``store``."""
+
+    async def make(**kwargs: Any) -> BaseSessionService:
+        import httpx
+
+        from openadk.server import create_app
+        from openadk.sessions import VertexAiSessionService
+
+        backing = await store()
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(backing)))
+
+        class Client(VertexAiSessionService):
+            async def close(self) -> None:
+                await super().close()
+                await http.aclose()
+                await backing.close()
+
+        return Client(api_endpoint="http://openadk.test", http_client=http, **kwargs)
+
+    return make
+
+
+async def _vertex_over_socket(**kwargs: Any) -> BaseSessionService:
+    """VertexAiSessionService talking over TCP to a started `openadk serve` on PostgreSQL."""
+    from openadk.sessions import VertexAiSessionService
+    from tests.vertex.serving import POSTGRES_URL, shared_server
+
+    served = shared_server(POSTGRES_URL, api_key="contract-key")
+    return VertexAiSessionService(
+        api_endpoint=served.url, express_mode_api_key="contract-key", **kwargs
+    )
+
+
+_VERTEX_GAPS = {
+    "test_create_uses_given_id_verbatim": (
+        "The REST API's session ids are [a-z0-9-] (up to 63, the server's create rule) and "
+        "google-adk's client allows only [A-Za-z0-9_-]: ids with spaces, quotes, non-ASCII "
+        "letters or 128 characters are refused with ValueError."
+    ),
+    "test_unknown_session_get_is_none_and_delete_is_silent": (
+        "REST session ids are unique per reasoning engine, not per user: like google-adk's "
+        "Vertex client, get_session of another user's session raises ValueError('Session X "
+        "does not belong to user Y.') instead of returning None."
+    ),
+}
+
+
 BACKENDS: list[Backend] = [
     Backend("memory", _memory),
     Backend("sqlite-file", _database(f"sqlite+aiosqlite:///{SQLITE_DIR}/contract.db")),
@@ -65,4 +115,11 @@ BACKENDS: list[Backend] = [
     Backend("postgres-psycopg", _database(f"postgresql+psycopg://{POSTGRES}")),
     Backend("mariadb-aiomysql", _database(f"mysql+aiomysql://{MYSQL}?charset=utf8mb4")),
     Backend("mariadb-asyncmy", _database(f"mysql+asyncmy://{MYSQL}?charset=utf8mb4")),
+    Backend("vertex-rest-memory", _vertex_over(_memory), _VERTEX_GAPS),
+    Backend(
+        "vertex-rest-sqlite",
+        _vertex_over(_database(f"sqlite+aiosqlite:///{SQLITE_DIR}/vertex-contract.db")),
+        _VERTEX_GAPS,
+    ),
+    Backend("vertex-serve-postgres", _vertex_over_socket, _VERTEX_GAPS),
 ]

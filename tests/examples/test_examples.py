@@ -24,8 +24,6 @@ POSTGRES_URL = f"postgresql+asyncpg://{POSTGRES}"
 
 # Examples that cannot run on this machine, and why. Everything else runs below.
 NOT_RUN = {
-    "example_2_vertex_ai.py": "VertexAiSessionService needs the Agent Engine REST API server "
-    "(openadk serve), which is not built yet",
     "example_6_spanner.py": "needs a Cloud Spanner instance and Google credentials; there is no "
     "Spanner emulator here (the Spanner engine and DDL are unit-tested instead)",
 }
@@ -53,7 +51,9 @@ def test_examples_are_the_documents_with_only_imports_changed() -> None:
     if not DOCUMENT.exists():
         pytest.skip("the user's document is not beside this checkout")
     document = DOCUMENT.read_text()
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", document, flags=re.S) if "asyncio.run(" in b]
+    blocks = [
+        b for b in re.findall(r"```python\n(.*?)```", document, flags=re.S) if "asyncio.run(" in b
+    ]
     examples = sorted(EXAMPLES.glob("example_*.py"))
     assert len(examples) == len(blocks) == 11
     for path in examples:
@@ -74,12 +74,17 @@ def test_every_example_is_run_or_has_a_reason() -> None:
         "example_8_session_state.py",
         "example_9_multiple_sessions.py",
     }
+    # Example 2 runs against `openadk serve` in tests/vertex/test_example_2.py.
+    tested.add("example_2_vertex_ai.py")
     assert {p.name for p in EXAMPLES.glob("example_*.py")} == tested | set(NOT_RUN)
 
 
 def test_example_1_basic_session_remembers(tmp_path: Path) -> None:
     out = run_example("example_1_basic_session.py", tmp_path)
-    assert out.splitlines() == ["Nice to meet you, Alice! I will remember that.", "Your name is Alice."]
+    assert out.splitlines() == [
+        "Nice to meet you, Alice! I will remember that.",
+        "Your name is Alice.",
+    ]
 
 
 def test_example_1_runnable_session_agent(tmp_path: Path) -> None:
@@ -115,7 +120,9 @@ def test_example_3_sqlite_persists_across_runs(tmp_path: Path) -> None:
         ("example_7a_supabase.py", {"SUPABASE_DATABASE_URL": POSTGRES_URL}, ""),
     ],
 )
-def test_server_database_examples(name: str, env: dict[str, str], prelude: str, tmp_path: Path) -> None:
+def test_server_database_examples(
+    name: str, env: dict[str, str], prelude: str, tmp_path: Path
+) -> None:
     out = run_example(name, tmp_path, env=env, prelude=prelude)
     assert "text='Hello! How can I help you today?'" in out or "You said" in out
     assert "role='model'" in out

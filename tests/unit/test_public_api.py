@@ -36,6 +36,7 @@ EXPECTED = {
         "SessionNotFoundError",
         "StaleSessionError",
         "State",
+        "VertexAiSessionService",
     ],
     openadk.errors: [
         "AlreadyExistsError",

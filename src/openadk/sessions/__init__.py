@@ -22,6 +22,7 @@ from openadk.sessions._state import State
 
 if TYPE_CHECKING:  # pragma: no cover
     from openadk.sessions._database import DatabaseSessionService
+    from openadk.sessions._vertex import VertexAiSessionService
 
 __all__ = [
     "AlreadyExistsError",
@@ -35,10 +36,14 @@ __all__ = [
     "SessionNotFoundError",
     "StaleSessionError",
     "State",
+    "VertexAiSessionService",
 ]
 
 # Backends that need an optional dependency: name -> module, imported on first access.
-_LAZY: dict[str, str] = {"DatabaseSessionService": "openadk.sessions._database"}
+_LAZY: dict[str, str] = {
+    "DatabaseSessionService": "openadk.sessions._database",
+    "VertexAiSessionService": "openadk.sessions._vertex",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,759 @@
+"""`create_app`: any openadk session service behind the Agent Engine Sessions REST API."""
+
+import asyncio
+import hmac
+import math
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import quote, unquote
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Path, Query
+from fastapi.responses import JSONResponse
+from fastapi.security import (
+    APIKeyHeader,
+    APIKeyQuery,
+    HTTPAuthorizationCredentials,
+    HTTPBearer,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import openadk
+from openadk.errors import AlreadyExistsError, SessionNotFoundError, StaleSessionError
+from openadk.events import Event
+from openadk.server._errors import ApiError, error_body, install_error_handlers
+from openadk.server._filters import check_order, parse_time_filter, parse_user_filter
+from openadk.server._models import (
+    ENGINE_PATTERN,
+    NEW_SESSION_ID_PATTERN,
+    OPERATION_PATTERN,
+    SESSION_PATTERN,
+    ListSessionEventsOut,
+    ListSessionsOut,
+    OperationOut,
+    SessionBody,
+    SessionEventBody,
+    SessionOut,
+    UserStateOut,
+)
+from openadk.server._owners import AmbiguousSessionId, Owners
+from openadk.sessions import BaseSessionService, Session
+from openadk.sessions._base import check_key, encode_page_token
+from openadk.sessions._vertex import (
+    HEADER_DUPLICATE,
+    HEADER_EVENT_TIMESTAMP,
+    HEADER_EXIST_OK,
+    HEADER_IF_REVISION,
+    HEADER_LAST_EVENT_ID,
+    HEADER_RESUMED,
+    HEADER_REVISION,
+    HEADER_SERVER,
+    HEADER_UPDATE_TIME,
+    HEADER_USER_ID,
+    OWNER_MISMATCH_REASON,
+    event_from_api,
+    event_to_api,
+    format_time,
+)
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+_SESSION_PAGE_DEFAULT = 100
+_SESSION_PAGE_MAX = 100
+_EVENT_PAGE_DEFAULT = 100
+_EVENT_PAGE_MAX = 1000
+_MAX_OPERATIONS = 10_000
+_STALE_RETRIES = 5
+_VERSIONS = ("v1beta1", "v1")
+
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": {"application/json": {}}}
+    for code, text in (
+        (400, "Invalid argument"),
+        (401, "Missing or wrong API key or token"),
+        (403, "Another user's session"),
+        (404, "Not found"),
+        (409, "Already exists, or a stale revision (ABORTED)"),
+        (413, "Body too large"),
+        (429, "Too many requests in flight"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The reasoning engine a request is for, and the resource-name prefix it used."""
+
+    version: str
+    prefix: str
+    engine: str
+
+    def session_name(self, session_id: str) -> str:
+        return f"{self.prefix}/sessions/{session_id}"
+
+
+def _header(value: str | None, name: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"Header {name} is not percent-encoded UTF-8.") from exc
+
+
+def _user(value: str | None) -> str | None:
+    decoded = _header(value, HEADER_USER_ID)
+    return None if decoded is None else _check(decoded, HEADER_USER_ID)
+
+
+def _check(value: str, name: str) -> str:
+    try:
+        return check_key(value, name)
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, str(exc)) from exc
+
+
+class _Server:
+    """The state behind one app: the service, session owners, operations."""
+
+    def __init__(self, service: BaseSessionService) -> None:
+        self.service = service
+        self.owners = Owners(service)
+        self.operations: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
+        self._create_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    # helpers --------------------------------------------------------------------------------
+
+    def session_json(self, parent: Parent, session: Session) -> dict[str, Any]:
+        return {
+            "name": parent.session_name(session.id),
+            "userId": session.user_id,
+            "sessionState": session.state,
+            "updateTime": format_time(session.last_update_time, clamp=True),
+        }
+
+    @staticmethod
+    def revision_headers(session: Session) -> dict[str, str]:
+        marker = session._storage_update_marker
+        return {} if marker is None else {HEADER_REVISION: quote(marker, safe="")}
+
+    def operation(
+        self, parent: Parent, session_id: str, kind: str, response: dict[str, Any]
+    ) -> dict[str, Any]:
+        op_id = f"{kind}-{uuid.uuid4().hex}"
+        operation = {
+            "name": f"{parent.session_name(session_id)}/operations/{op_id}",
+            "done": True,
+            "response": response,
+        }
+        self.operations[(parent.engine, session_id, op_id)] = operation
+        while len(self.operations) > _MAX_OPERATIONS:
+            self.operations.popitem(last=False)
+        return operation
+
+    async def find(self, parent: Parent, session_id: str, user_id: str | None) -> Session:
+        """The session, as the claimed user may see it.
+
+        Raises:
+            ApiError: 404 when missing, 403 when it is another user's, 400 when ambiguous.
+        """
+        try:
+            session = await self.owners.find(parent.engine, session_id, user_id)
+        except AmbiguousSessionId as exc:
+            raise ApiError(
+                400,
+                f"Session id {session_id} is used by {len(exc.users)} users of app "
+                f"{parent.engine}; send the {HEADER_USER_ID} header to choose one.",
+                status="FAILED_PRECONDITION",
+            ) from exc
+        if session is None:
+            raise ApiError(404, f"Session {parent.session_name(session_id)} not found.")
+        if user_id is not None and session.user_id != user_id:
+            raise ApiError(
+                403,
+                f"Session {session_id} does not belong to user {user_id}.",
+                reason=OWNER_MISMATCH_REASON,
+            )
+        return session
+
+    def create_lock(self, app_name: str, session_id: str) -> asyncio.Lock:
+        key = (app_name, session_id)
+        lock = self._create_locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._create_locks[key] = lock
+        return lock
+
+    # operations -----------------------------------------------------------------------------
+
+    async def create(
+        self, parent: Parent, body: SessionBody, session_id: str | None, exist_ok: bool
+    ) -> JSONResponse:
+        user_id = _check(body.user_id, "userId")
+        state = body.session_state or {}
+        resumed = False
+        try:
+            if session_id is None:
+                session = await self.service.create_session(
+                    app_name=parent.engine, user_id=user_id, state=state
+                )
+            else:
+                async with self.create_lock(parent.engine, session_id):
+                    existing = await self.owners.find(parent.engine, session_id, user_id)
+                    if existing is not None and (existing.user_id != user_id or not exist_ok):
+                        raise AlreadyExistsError(f"Session with id {session_id} already exists.")
+                    session = await self.service.create_session(
+                        app_name=parent.engine,
+                        user_id=user_id,
+                        state=state,
+                        session_id=session_id,
+                        exist_ok=existing is not None,
+                    )
+                    resumed = existing is not None
+        except AmbiguousSessionId as exc:
+            raise ApiError(409, f"Session with id {session_id} already exists.") from exc
+        except AlreadyExistsError as exc:
+            raise ApiError(409, exc.message, status="ALREADY_EXISTS") from exc
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, str(exc)) from exc
+        self.owners.remember(parent.engine, session.id, user_id)
+        resource = {
+            "@type": f"type.googleapis.com/google.cloud.aiplatform.{parent.version}.Session",
+            **self.session_json(parent, session),
+        }
+        operation = self.operation(parent, session.id, "create", resource)
+        headers = self.revision_headers(session)
+        if resumed:
+            headers[HEADER_RESUMED] = "1"
+        return JSONResponse(operation, headers=headers)
+
+    async def get(self, parent: Parent, session_id: str, user_id: str | None) -> JSONResponse:
+        session = await self.find(parent, session_id, user_id)
+        return JSONResponse(
+            self.session_json(parent, session), headers=self.revision_headers(session)
+        )
+
+    async def list_sessions(
+        self,
+        parent: Parent,
+        filter_: str | None,
+        page_size: int | None,
+        page_token: str | None,
+        order_by: str | None,
+    ) -> JSONResponse:
+        user_id = parse_user_filter(filter_)
+        if user_id is not None:
+            _check(user_id, "user_id")
+        check_order(order_by, ("updateTime", "update_time"), "sessions")
+        size = _SESSION_PAGE_DEFAULT if not page_size or page_size < 0 else page_size
+        try:
+            page = await self.service.list_sessions(
+                app_name=parent.engine,
+                user_id=user_id,
+                limit=min(size, _SESSION_PAGE_MAX),
+                page_token=page_token or None,
+            )
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, str(exc)) from exc
+        for session in page.sessions:
+            self.owners.remember(parent.engine, session.id, session.user_id)
+        body: dict[str, Any] = {"sessions": [self.session_json(parent, s) for s in page.sessions]}
+        if page.next_page_token:
+            body["nextPageToken"] = page.next_page_token
+        return JSONResponse(body)
+
+    async def delete(self, parent: Parent, session_id: str, user_id: str | None) -> JSONResponse:
+        session = await self.find(parent, session_id, user_id)
+        await self.service.delete_session(
+            app_name=parent.engine, user_id=session.user_id, session_id=session_id
+        )
+        self.owners.forget(parent.engine, session_id)
+        empty = {"@type": "type.googleapis.com/google.protobuf.Empty"}
+        return JSONResponse(self.operation(parent, session_id, "delete", empty))
+
+    async def append(
+        self,
+        parent: Parent,
+        session_id: str,
+        body: SessionEventBody,
+        user_id: str | None,
+        if_revision: str | None,
+        last_event_id: str | None,
+    ) -> JSONResponse:
+        data = body.model_dump(by_alias=True, exclude_none=True)
+        try:
+            event = event_from_api(data)
+            delta = (data.get("actions") or {}).get("stateDelta")
+            if delta is not None:
+                event.actions.state_delta = delta
+        except ValueError as exc:
+            raise ApiError(400, f"Invalid SessionEvent: {exc}") from exc
+        current = await self.find(parent, session_id, user_id)
+        for attempt in range(_STALE_RETRIES):
+            handle = self._handle(current, if_revision, last_event_id)
+            before = len(handle.events)
+            try:
+                await self.service.append_event(handle, event)
+            except SessionNotFoundError as exc:
+                self.owners.forget(parent.engine, session_id)
+                raise ApiError(
+                    404, f"Session {parent.session_name(session_id)} not found."
+                ) from exc
+            except StaleSessionError as exc:
+                if if_revision is None and last_event_id is None and attempt < _STALE_RETRIES - 1:
+                    # No precondition given (google-adk's client): append on top of the latest.
+                    current = await self.find(parent, session_id, user_id)
+                    continue
+                raise ApiError(409, exc.message, status="ABORTED") from exc
+            except (TypeError, ValueError) as exc:
+                if "already stored" in str(exc):
+                    raise ApiError(409, str(exc), status="ALREADY_EXISTS") from exc
+                raise ApiError(400, str(exc)) from exc
+            headers = self.revision_headers(handle)
+            headers[HEADER_EVENT_TIMESTAMP] = repr(event.timestamp)
+            headers[HEADER_UPDATE_TIME] = repr(handle.last_update_time)
+            if len(handle.events) == before:
+                headers[HEADER_DUPLICATE] = "1"
+            return JSONResponse({}, headers=headers)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _handle(current: Session, if_revision: str | None, last_event_id: str | None) -> Session:
+        """The handle to append through: the client's revision, its last event, or current."""
+        if if_revision is None and last_event_id is None:
+            return current
+        handle = Session(id=current.id, app_name=current.app_name, user_id=current.user_id)
+        if if_revision is not None:
+            handle._storage_update_marker = if_revision
+        elif last_event_id:
+            handle.events.append(Event(id=last_event_id))
+        return handle
+
+    async def list_events(
+        self,
+        parent: Parent,
+        session_id: str,
+        filter_: str | None,
+        page_size: int | None,
+        page_token: str | None,
+        order_by: str | None,
+        user_id: str | None,
+    ) -> JSONResponse:
+        since = parse_time_filter(filter_)
+        check_order(order_by, ("timestamp",), "events")
+        session = await self.find(parent, session_id, user_id)
+        size = _EVENT_PAGE_DEFAULT if not page_size or page_size < 0 else page_size
+        token = page_token or None
+        if token is None and since is not None:
+            # Keyset position just before `since`: the first page starts at it.
+            token = encode_page_token((math.nextafter(since, -math.inf), "", ""))
+        try:
+            page = await self.service.list_events(
+                app_name=parent.engine,
+                user_id=session.user_id,
+                session_id=session_id,
+                limit=min(size, _EVENT_PAGE_MAX),
+                page_token=token,
+            )
+        except SessionNotFoundError as exc:
+            raise ApiError(404, f"Session {parent.session_name(session_id)} not found.") from exc
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, str(exc)) from exc
+        name = parent.session_name(session_id)
+        events = [
+            event_to_api(e, name=f"{name}/events/{e.id}", clamp=True)
+            for e in page.events
+            if since is None or e.timestamp >= since
+        ]
+        body: dict[str, Any] = {"sessionEvents": events}
+        if page.next_page_token:
+            body["nextPageToken"] = page.next_page_token
+        return JSONResponse(body)
+
+    async def get_operation(self, parent: Parent, session_id: str, op_id: str) -> JSONResponse:
+        operation = self.operations.get((parent.engine, session_id, op_id))
+        if operation is None:
+            raise ApiError(
+                404, f"Operation {parent.session_name(session_id)}/operations/{op_id} not found."
+            )
+        return JSONResponse(operation)
+
+    async def user_state(self, parent: Parent, user_id: str) -> JSONResponse:
+        _check(user_id, "userId")
+        state = await self.service.get_user_state(app_name=parent.engine, user_id=user_id)
+        return JSONResponse({"userId": user_id, "state": state})
+
+
+# Routes -------------------------------------------------------------------------------------
+
+_Engine = Annotated[str, Path(pattern=ENGINE_PATTERN, description="Reasoning engine id = app.")]
+_Name = Annotated[str, Path(pattern=ENGINE_PATTERN)]
+_SessionId = Annotated[str, Path(pattern=SESSION_PATTERN)]
+_UserHeader = Annotated[
+    str | None,
+    Header(
+        alias=HEADER_USER_ID,
+        description="openadk: the caller's user id (percent-encoded); another user's session "
+        "is refused with 403.",
+    ),
+]
+
+
+def _full_parent(version: str) -> Callable[..., Awaitable[Parent]]:
+    async def parent(project: _Name, location: _Name, engine: _Engine) -> Parent:
+        prefix = f"projects/{project}/locations/{location}/reasoningEngines/{engine}"
+        return Parent(version=version, prefix=prefix, engine=engine)
+
+    return parent
+
+
+def _express_parent(version: str) -> Callable[..., Awaitable[Parent]]:
+    async def parent(engine: _Engine) -> Parent:
+        return Parent(version=version, prefix=f"reasoningEngines/{engine}", engine=engine)
+
+    return parent
+
+
+def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> APIRouter:
+    router = APIRouter(responses=_ERROR_RESPONSES)
+    _Parent = Annotated[Parent, Depends(parent_dep)]
+
+    @router.post("/sessions", response_model=OperationOut, summary="Create a session")
+    async def create_session(
+        parent: _Parent,
+        body: Annotated[SessionBody, Body()],
+        session_id: Annotated[
+            str | None, Query(alias="sessionId", pattern=NEW_SESSION_ID_PATTERN)
+        ] = None,
+        exist_ok: Annotated[
+            str | None,
+            Header(
+                alias=HEADER_EXIST_OK,
+                description="openadk: 'true' resumes an existing session of the same user, "
+                "merging sessionState into it.",
+            ),
+        ] = None,
+    ) -> JSONResponse:
+        return await server.create(
+            parent, body, session_id or None, (exist_ok or "").lower() in ("1", "true")
+        )
+
+    @router.get("/sessions", response_model=ListSessionsOut, summary="List sessions")
+    async def list_sessions(
+        parent: _Parent,
+        filter_: Annotated[
+            str | None,
+            Query(alias="filter", max_length=4096, description='user_id="..." only.'),
+        ] = None,
+        page_size: Annotated[int | None, Query(alias="pageSize")] = None,
+        page_token: Annotated[str | None, Query(alias="pageToken", max_length=4096)] = None,
+        order_by: Annotated[str | None, Query(alias="orderBy", max_length=256)] = None,
+    ) -> JSONResponse:
+        return await server.list_sessions(parent, filter_, page_size, page_token, order_by)
+
+    @router.get("/sessions/{session_id}", response_model=SessionOut, summary="Get a session")
+    async def get_session(
+        parent: _Parent, session_id: _SessionId, user: _UserHeader = None
+    ) -> JSONResponse:
+        return await server.get(parent, session_id, _user(user))
+
+    @router.delete(
+        "/sessions/{session_id}", response_model=OperationOut, summary="Delete a session"
+    )
+    async def delete_session(
+        parent: _Parent, session_id: _SessionId, user: _UserHeader = None
+    ) -> JSONResponse:
+        return await server.delete(parent, session_id, _user(user))
+
+    @router.post(
+        "/sessions/{session_id}:appendEvent", response_model=dict[str, Any], summary="Append"
+    )
+    async def append_event(
+        parent: _Parent,
+        session_id: _SessionId,
+        body: Annotated[SessionEventBody, Body()],
+        user: _UserHeader = None,
+        if_revision: Annotated[
+            str | None,
+            Header(
+                alias=HEADER_IF_REVISION,
+                description="openadk: refuse with 409 ABORTED unless the session is at this "
+                "revision.",
+            ),
+        ] = None,
+        last_event_id: Annotated[
+            str | None,
+            Header(
+                alias=HEADER_LAST_EVENT_ID,
+                description="openadk: refuse with 409 ABORTED unless the session's last event "
+                "has this id ('' = no events).",
+            ),
+        ] = None,
+    ) -> JSONResponse:
+        return await server.append(
+            parent,
+            session_id,
+            body,
+            _user(user),
+            _header(if_revision, HEADER_IF_REVISION),
+            _header(last_event_id, HEADER_LAST_EVENT_ID),
+        )
+
+    @router.get(
+        "/sessions/{session_id}/events",
+        response_model=ListSessionEventsOut,
+        summary="List a session's events",
+    )
+    async def list_events(
+        parent: _Parent,
+        session_id: _SessionId,
+        filter_: Annotated[
+            str | None,
+            Query(alias="filter", max_length=4096, description='timestamp>="RFC 3339" only.'),
+        ] = None,
+        page_size: Annotated[int | None, Query(alias="pageSize")] = None,
+        page_token: Annotated[str | None, Query(alias="pageToken", max_length=4096)] = None,
+        order_by: Annotated[str | None, Query(alias="orderBy", max_length=256)] = None,
+        user: _UserHeader = None,
+    ) -> JSONResponse:
+        return await server.list_events(
+            parent,
+            session_id,
+            filter_,
+            page_size,
+            page_token,
+            order_by,
+            _user(user),
+        )
+
+    @router.get(
+        "/sessions/{session_id}/operations/{operation_id}",
+        response_model=OperationOut,
+        summary="Get an operation",
+    )
+    async def get_operation(
+        parent: _Parent,
+        session_id: _SessionId,
+        operation_id: Annotated[str, Path(pattern=OPERATION_PATTERN)],
+    ) -> JSONResponse:
+        return await server.get_operation(parent, session_id, operation_id)
+
+    @router.get(
+        "/userState",
+        response_model=UserStateOut,
+        summary="openadk: a user's state (keys without the user: prefix)",
+    )
+    async def get_user_state(
+        parent: _Parent,
+        user_id: Annotated[str, Query(alias="userId", min_length=1, max_length=128)],
+    ) -> JSONResponse:
+        return await server.user_state(parent, user_id)
+
+    return router
+
+
+def _auth_dependency(api_key: str) -> Callable[..., Awaitable[None]]:
+    expected = api_key.encode()
+    bearer = HTTPBearer(auto_error=False, description="The server's API key as a bearer token.")
+    header = APIKeyHeader(name="x-goog-api-key", auto_error=False)
+    query = APIKeyQuery(name="key", auto_error=False)
+
+    async def require_key(
+        token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        key_header: Annotated[str | None, Depends(header)],
+        key_query: Annotated[str | None, Depends(query)],
+    ) -> None:
+        given = [v for v in (token.credentials if token else None, key_header, key_query) if v]
+        if not given:
+            raise ApiError(
+                401,
+                "Missing credentials: send 'Authorization: Bearer <key>' or "
+                "'x-goog-api-key: <key>'.",
+                headers={"www-authenticate": "Bearer"},
+            )
+        if not any(hmac.compare_digest(v.encode(), expected) for v in given):
+            raise ApiError(
+                401,
+                "The API key or bearer token is not valid.",
+                headers={"www-authenticate": "Bearer"},
+            )
+
+    return require_key
+
+
+class _Guard:
+    """ASGI middleware: body size limit (413), requests in flight (429), the server header."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_in_flight: int | None) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        self.version = openadk.__version__.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((HEADER_SERVER.encode(), self.version))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
+            await self._reject(
+                send_marked, 429, "Too many requests in flight; retry later.", {"retry-after": "1"}
+            )
+            return
+        self.in_flight += 1
+        try:
+            body = await self._read(scope, receive, send_marked)
+            if body is None:
+                return
+            delivered = False
+
+            async def replay() -> Message:
+                nonlocal delivered
+                if not delivered:
+                    delivered = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send_marked)
+        finally:
+            self.in_flight -= 1
+
+    async def _read(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The whole request body, or None after answering 400/413."""
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    await self._reject(send, 400, "Invalid Content-Length header.")
+                    return None
+                if length > self.max_body:
+                    await self._reject(send, 413, self._too_large())
+                    return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await self._reject(send, 413, self._too_large())
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _too_large(self) -> str:
+        return f"Request body is larger than the server's limit of {self.max_body} bytes."
+
+    @staticmethod
+    async def _reject(
+        send: Send, code: int, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        response = JSONResponse(error_body(code, message), status_code=code, headers=headers)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": response.raw_headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+
+def create_app(
+    service: BaseSessionService,
+    *,
+    api_key: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_requests_in_flight: int | None = None,
+    close_service: bool = False,
+    ui: bool = True,
+) -> FastAPI:
+    """Serves ``service`` through the Agent Engine Sessions REST API.
+
+    Routes live under ``/v1beta1/`` and ``/v1/``, with the parent
+    ``projects/{project}/locations/{location}/reasoningEngines/{engine}`` (project and location
+    are accepted and ignored) or ``reasoningEngines/{engine}`` (Express Mode style). The
+    reasoning engine id is the app name. ``/openapi.json`` holds the schema; ``/healthz``
+    answers ``{"status": "ok"}``; ``/`` is a small page for browsing sessions.
+
+    Args:
+        service: Where sessions are stored; any openadk session service.
+        api_key: When given, every API request must carry it as ``Authorization: Bearer <key>``,
+            ``x-goog-api-key: <key>`` or ``?key=<key>`` (401 otherwise).
+        max_body_bytes: Larger request bodies are refused with 413.
+        max_requests_in_flight: More concurrent requests than this are refused with 429.
+        close_service: Close ``service`` when the app shuts down.
+        ui: Serve the browsing page at ``/``.
+
+    Returns:
+        The FastAPI app (an ASGI app).
+    """
+    if max_body_bytes < 1:
+        raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}.")
+    server = _Server(service)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if close_service:
+                await service.close()
+
+    app = FastAPI(
+        title="openadk sessions server",
+        version=openadk.__version__,
+        description="The Vertex AI Agent Engine Sessions REST API, served by openadk from any "
+        "session service. Headers named x-openadk-* are openadk's extensions.",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.openadk = server
+    install_error_handlers(app)
+    dependencies = [] if api_key is None else [Depends(_auth_dependency(api_key))]
+    for version in _VERSIONS:
+        for parent_dep, prefix in (
+            (_full_parent(version), "/projects/{project}/locations/{location}"),
+            (_express_parent(version), ""),
+        ):
+            app.include_router(
+                _router(server, parent_dep),
+                prefix=f"/{version}{prefix}/reasoningEngines/{{engine}}",
+                dependencies=dependencies,
+                include_in_schema=version == "v1beta1" and bool(prefix),
+            )
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    if ui:
+        from openadk.server._ui import install_ui
+
+        install_ui(app, server.service, server.owners, api_key)
+
+    app.add_middleware(
+        _Guard,
+        max_body_bytes=max_body_bytes,
+        max_in_flight=max_requests_in_flight,
+    )
+    return app

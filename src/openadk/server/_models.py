@@ -1,0 +1,209 @@
+"""The JSON bodies of the Agent Engine Sessions REST API, as pydantic models.
+
+They validate requests and make the published OpenAPI schema.
+
+Request models refuse unknown fields and wrong types (strict mode, as a proto-JSON parser does) and
+accept camelCase or snake_case names. Response models document what the server sends.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from openadk.sessions._vertex import parse_time
+
+__all__ = [
+    "ENGINE_PATTERN",
+    "NEW_SESSION_ID_PATTERN",
+    "OPERATION_PATTERN",
+    "SESSION_PATTERN",
+    "EventActionsBody",
+    "EventMetadataBody",
+    "ListSessionEventsOut",
+    "ListSessionsOut",
+    "OperationOut",
+    "SessionBody",
+    "SessionEventBody",
+    "SessionEventOut",
+    "SessionOut",
+    "UserStateOut",
+]
+
+ENGINE_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+"""Reasoning engine ids (= app names), projects and locations in paths."""
+SESSION_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+"""Session ids in paths: google-adk's rule, so sessions made by the Python API are reachable."""
+NEW_SESSION_ID_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$"
+"""``sessionId`` of a create request: the API's rule (up to 63 of ``[a-z0-9-]``, alphanumeric
+first and last); empty means none, as in proto3."""
+OPERATION_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+
+_TTL = r"^[0-9]{1,12}(\.[0-9]{1,9})?s$"
+_LABEL = re.compile(r"^[\w-]{0,63}$", re.UNICODE)
+# Event timestamps the server accepts: from the Unix epoch to the end of year 9998.
+_MIN_EVENT_TIME = 0.0
+_MAX_EVENT_TIME = 253370764800.0
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", strict=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+
+
+def _rfc3339(value: str | None) -> str | None:
+    if value is not None:
+        parse_time(value)
+    return value
+
+
+class SessionBody(_In):
+    """The ``Session`` of a create request."""
+
+    name: str | None = Field(default=None, max_length=1024, description="Ignored on input.")
+    user_id: str = Field(min_length=1, max_length=128, description="Required. Immutable.")
+    session_state: dict[str, Any] | None = Field(
+        default=None, description="The initial state (app:, user: and temp: prefixes apply)."
+    )
+    display_name: str | None = Field(default=None, max_length=256)
+    labels: dict[str, str] | None = Field(
+        default=None, description="Accepted and validated; openadk does not store labels."
+    )
+    ttl: str | None = Field(
+        default=None,
+        pattern=_TTL,
+        description="Input only, e.g. '7200s'. Accepted; openadk does not expire sessions.",
+    )
+    expire_time: str | None = Field(
+        default=None, description="RFC 3339. Accepted; openadk does not expire sessions."
+    )
+    create_time: str | None = Field(default=None, description="Output only; ignored.")
+    update_time: str | None = Field(default=None, description="Output only; ignored.")
+
+    _check_times = field_validator("expire_time", "create_time", "update_time")(_rfc3339)
+
+    @field_validator("labels")
+    @classmethod
+    def _check_labels(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key, item in (value or {}).items():
+            if not key or not _LABEL.match(key) or not _LABEL.match(item):
+                raise ValueError(
+                    f"label {key!r}: keys and values are up to 63 letters, digits, '_' or '-', "
+                    "and keys are not empty."
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _ttl_or_expire(self) -> SessionBody:
+        if self.ttl is not None and self.expire_time is not None:
+            raise ValueError("Specify at most one of ttl and expireTime.")
+        return self
+
+
+class EventActionsBody(_In):
+    """``SessionEvent.actions``."""
+
+    skip_summarization: bool | None = None
+    state_delta: dict[str, Any] | None = None
+    artifact_delta: dict[str, int] | None = None
+    transfer_agent: str | None = None
+    escalate: bool | None = None
+    requested_auth_configs: dict[str, Any] | None = None
+
+
+class EventMetadataBody(_In):
+    """``SessionEvent.eventMetadata``."""
+
+    partial: bool | None = None
+    turn_complete: bool | None = None
+    interrupted: bool | None = None
+    branch: str | None = None
+    custom_metadata: dict[str, Any] | None = None
+    long_running_tool_ids: list[str] | None = None
+    grounding_metadata: dict[str, Any] | None = None
+    input_transcription: dict[str, Any] | None = None
+    output_transcription: dict[str, Any] | None = None
+
+
+class SessionEventBody(_In):
+    """The ``SessionEvent`` of an appendEvent request."""
+
+    name: str | None = Field(default=None, max_length=2048, description="Ignored on input.")
+    author: str = Field(max_length=1024, description="Required: 'user' or an agent name.")
+    invocation_id: str = Field(max_length=1024, description="Required.")
+    timestamp: str = Field(description="Required. RFC 3339, from 1970 to 9998.")
+    content: dict[str, Any] | None = Field(default=None, description="A google.genai Content.")
+    actions: EventActionsBody | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    event_metadata: EventMetadataBody | None = None
+    raw_event: dict[str, Any] | None = Field(
+        default=None,
+        description="The whole event (google-adk's camelCase Event JSON); kept so events "
+        "round-trip with every field.",
+    )
+
+    @field_validator("timestamp")
+    @classmethod
+    def _check_timestamp(cls, value: str) -> str:
+        seconds = parse_time(value)
+        if not _MIN_EVENT_TIME <= seconds < _MAX_EVENT_TIME:
+            raise ValueError("timestamp must be between 1970 and 9998.")
+        return value
+
+
+class SessionOut(_Out):
+    """A ``Session`` resource."""
+
+    name: str
+    user_id: str
+    session_state: dict[str, Any] = Field(default_factory=dict)
+    update_time: str
+
+
+class OperationOut(_Out):
+    """A long-running ``Operation``; openadk's are done when returned."""
+
+    name: str
+    done: bool
+    response: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class ListSessionsOut(_Out):
+    """The response of a list-sessions request."""
+
+    sessions: list[SessionOut] = Field(default_factory=list)
+    next_page_token: str | None = None
+
+
+class SessionEventOut(_Out):
+    """A ``SessionEvent`` resource."""
+
+    name: str
+    author: str
+    invocation_id: str
+    timestamp: str
+    raw_event: dict[str, Any]
+
+
+class ListSessionEventsOut(_Out):
+    """The response of a list-events request."""
+
+    session_events: list[SessionEventOut] = Field(default_factory=list)
+    next_page_token: str | None = None
+
+
+class UserStateOut(_Out):
+    """openadk's extension: a user's state in an app, keys without the ``user:`` prefix."""
+
+    user_id: str
+    state: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,90 @@
+"""``openadk serve``: the server on uvicorn, storing sessions in a database."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from typing import TextIO
+
+from openadk.sessions import BaseSessionService, InMemorySessionService
+
+__all__ = ["build_service", "serve"]
+
+_MEMORY = ("memory", "memory://", ":memory:")
+
+
+def build_service(db_url: str) -> BaseSessionService:
+    """The session service for a database URL; ``memory`` keeps sessions in process memory.
+
+    Raises:
+        ValueError: The URL is not valid or its driver is missing (the message says what to
+            install).
+    """
+    if db_url.strip().lower() in _MEMORY:
+        return InMemorySessionService()
+    from openadk.sessions import DatabaseSessionService
+
+    return DatabaseSessionService(db_url)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    db_url: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    api_key: str | None = None,
+    max_body_bytes: int | None = None,
+    log_level: str = "info",
+    out: TextIO | None = None,
+) -> int:
+    """Runs the server until interrupted; returns the exit code.
+
+    Without ``api_key`` the server listens on 127.0.0.1 only, whatever ``host`` says, and says
+    so: anyone who can reach it could read and change every session.
+    """
+    import uvicorn
+
+    from openadk.server._app import DEFAULT_MAX_BODY_BYTES, create_app
+
+    out = out or sys.stderr
+    if not api_key:
+        api_key = None
+        if not _is_loopback(host):
+            print(
+                f"openadk serve: no API key configured, so listening on 127.0.0.1 only "
+                f"(not {host}). Pass --api-key or set OPENADK_API_KEY to accept other hosts.",
+                file=out,
+            )
+        else:
+            print("openadk serve: no API key configured; listening on 127.0.0.1 only.", file=out)
+        host = "127.0.0.1"
+    try:
+        service = build_service(db_url)
+    except (ImportError, ValueError) as exc:
+        print(f"openadk serve: {exc}", file=out)
+        return 2
+    app = create_app(
+        service,
+        api_key=api_key,
+        max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+        close_service=True,
+    )
+    where = f"[{host}]" if ":" in host else host
+    storage = "process memory" if isinstance(service, InMemorySessionService) else repr(service)
+    print(
+        f"openadk serve: Agent Engine Sessions REST API on http://{where}:{port}/v1beta1/ "
+        f"(and /v1/), storing sessions in {storage}",
+        file=out,
+        flush=True,
+    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    return 0

@@ -1,0 +1,127 @@
+"""A small HTML page at ``/`` for browsing an app's sessions and a session's events."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from html import escape
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Query
+from fastapi.responses import HTMLResponse
+
+from openadk.server._owners import Owners
+from openadk.sessions import BaseSessionService
+from openadk.sessions._vertex import format_time
+
+__all__ = ["install_ui"]
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
+table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: .3rem .6rem; }
+th { background: #f3f3f3; text-align: left; } pre { background: #f7f7f7; padding: .6rem; }
+code { font-size: .9em; } .muted { color: #777; }
+"""
+_PAGE = 100
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>{body}</body></html>",
+        status_code=status,
+    )
+
+
+def _json(value: object) -> str:
+    return f"<pre>{escape(json.dumps(value, indent=2, ensure_ascii=False))}</pre>"
+
+
+def install_ui(
+    app: FastAPI, service: BaseSessionService, owners: Owners, api_key: str | None
+) -> None:
+    """Adds ``GET /``: a form for an app name, its sessions, and one session's state and events.
+
+    With an API key configured, the page needs it as ``?key=...``.
+    """
+
+    @app.get("/", include_in_schema=False, response_class=HTMLResponse)
+    async def index(
+        app_name: Annotated[str | None, Query(alias="app", max_length=128)] = None,
+        user_id: Annotated[str | None, Query(alias="user", max_length=128)] = None,
+        session_id: Annotated[str | None, Query(alias="session", max_length=128)] = None,
+        page_token: Annotated[str | None, Query(alias="page", max_length=4096)] = None,
+        key: Annotated[str | None, Query(max_length=1024)] = None,
+    ) -> HTMLResponse:
+        if api_key is not None and not (
+            key and hmac.compare_digest(key.encode(), api_key.encode())
+        ):
+            return _page(
+                "openadk sessions", "<p>Add <code>?key=API_KEY</code> to the URL.</p>", 401
+            )
+        keep = {"key": key} if key else {}
+
+        def link(**params: str) -> str:
+            return "/?" + urlencode({**keep, **params})
+
+        form = (
+            "<form method='get' action='/'>App (reasoning engine id): "
+            f"<input name='app' value='{escape(app_name or '')}'>"
+            + (f"<input type='hidden' name='key' value='{escape(key)}'>" if key else "")
+            + "<button>Show sessions</button></form>"
+        )
+        apps = owners.known_apps()
+        if not app_name:
+            known = "".join(
+                f"<li><a href='{escape(link(app=a))}'>{escape(a)}</a></li>" for a in apps
+            )
+            more = f"<p>Apps this server has seen:</p><ul>{known}</ul>" if known else ""
+            return _page("openadk sessions", form + more)
+        try:
+            if session_id and user_id:
+                session = await service.get_session(
+                    app_name=app_name, user_id=user_id, session_id=session_id
+                )
+                if session is None:
+                    return _page("Session not found", form, 404)
+                events = "".join(
+                    f"<h3>{escape(e.author or '?')} <span class='muted'>"
+                    f"{escape(format_time(e.timestamp, clamp=True))} {escape(e.id)}</span></h3>"
+                    + _json(e.model_dump(mode="json", by_alias=True, exclude_none=True))
+                    for e in session.events
+                )
+                back = f"<p><a href='{escape(link(app=app_name))}'>All sessions</a></p>"
+                return _page(
+                    f"Session {session_id}",
+                    form + back + f"<p>User <code>{escape(user_id)}</code>, "
+                    f"{len(session.events)} events.</p><h2>State</h2>"
+                    + _json(session.state)
+                    + "<h2>Events</h2>"
+                    + (events or "<p class='muted'>No events.</p>"),
+                )
+            listed = await service.list_sessions(
+                app_name=app_name, limit=_PAGE, page_token=page_token
+            )
+        except (TypeError, ValueError) as exc:
+            return _page("Bad request", form + f"<p>{escape(str(exc))}</p>", 400)
+        rows = "".join(
+            "<tr><td><a href='"
+            + escape(link(app=app_name, user=s.user_id, session=s.id))
+            + f"'>{escape(s.id)}</a></td><td>{escape(s.user_id)}</td>"
+            f"<td>{escape(format_time(s.last_update_time, clamp=True))}</td>"
+            f"<td>{len(s.state)}</td></tr>"
+            for s in listed.sessions
+        )
+        table = (
+            "<table><tr><th>Session</th><th>User</th><th>Updated</th><th>State keys</th></tr>"
+            f"{rows}</table>"
+            if rows
+            else "<p class='muted'>No sessions.</p>"
+        )
+        nxt = (
+            f"<p><a href='{escape(link(app=app_name, page=listed.next_page_token))}'>Next</a></p>"
+            if listed.next_page_token
+            else ""
+        )
+        return _page(f"Sessions of {app_name}", form + table + nxt)
