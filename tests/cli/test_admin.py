@@ -212,3 +212,50 @@ def test_import_api_refuses_bad_sessions_without_writing(tmp_path: Path) -> None
     report = asyncio.run(run())
     assert report.imported == 0
     assert report.errors and report.errors[0].startswith("line 1:")
+
+
+def test_trim_and_delete_user(tmp_path: Path) -> None:
+    app = f"trim-{uuid.uuid4().hex[:8]}"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'trim.db'}"
+    asyncio.run(fill(url, app, sessions=2, events=6))
+    env = {"DATABASE_URL": url}
+    # Events come in invocations of two; keeping 3 keeps the whole invocation of the third.
+    out = cli(
+        "sessions",
+        "trim",
+        "--app",
+        app,
+        "--user",
+        "user0",
+        "s0",
+        "--keep-last",
+        "3",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "deleted 2 event(s)" in out.stdout
+    missing = cli(
+        "sessions",
+        "trim",
+        "--app",
+        app,
+        "--user",
+        "user0",
+        "nope",
+        "--keep-last",
+        "1",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert missing.returncode == 1 and "not found" in missing.stderr
+    erased = cli("sessions", "delete-user", "--app", app, "--user", "user1", cwd=tmp_path, env=env)
+    assert "erased user user1: 1 session(s)" in erased.stdout
+
+    async def check() -> tuple[int, dict[str, Any]]:
+        async with DatabaseSessionService(url) as service:
+            session = await service.get_session(app_name=app, user_id="user0", session_id="s0")
+            assert session is not None
+            return len(session.events), await service.get_user_state(app_name=app, user_id="user1")
+
+    assert asyncio.run(check()) == (4, {})

@@ -103,6 +103,14 @@ _VERTEX_GAPS = {
         "Vertex client, get_session of another user's session raises ValueError('Session X "
         "does not belong to user Y.') instead of returning None."
     ),
+    "test_delete_user_erases_sessions_events_and_user_state": (
+        "The Sessions REST API cannot delete a user's state: delete_user removes the user's "
+        "sessions and events, and the user: keys stay on the server."
+    ),
+    "test_trim_events_keeps_the_last_and_never_splits_an_invocation": (
+        "The Sessions REST API has no call that deletes events: trim_events raises "
+        "NotImplementedError on the REST client (trim on the server's own database instead)."
+    ),
 }
 
 

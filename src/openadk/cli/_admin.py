@@ -47,6 +47,14 @@ def add_admin_commands(commands: Any, db_help: str) -> None:
     delete.add_argument("--app", required=True)
     delete.add_argument("--user", required=True)
     delete.add_argument("session_id")
+    trim = verb("trim", "delete a session's old events, keeping the last N (whole invocations)")
+    trim.add_argument("--app", required=True)
+    trim.add_argument("--user", required=True)
+    trim.add_argument("session_id")
+    trim.add_argument("--keep-last", type=int, required=True, metavar="N")
+    erase = verb("delete-user", "erase a user: sessions, events and user state (privacy)")
+    erase.add_argument("--app", required=True)
+    erase.add_argument("--user", required=True)
     prune = verb("prune", "delete sessions not updated for a while")
     prune.add_argument("--older-than", required=True, help="e.g. 30d, 12h, 2w")
     prune.add_argument("--app", default=None)
@@ -87,7 +95,7 @@ def run_admin(args: argparse.Namespace, db_url: str) -> int:
         finally:
             if args.verb == "export" and args.out is not sys.stdout:
                 args.out.close()
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, LookupError) as exc:
         errors.print(f"[red]error:[/red] {escape(str(exc))}")
         return 1
     except Exception as exc:  # a database failure: say what, not a traceback
@@ -206,6 +214,25 @@ def _no_events() -> Any:
     return GetSessionConfig(num_recent_events=0)
 
 
+async def _trim(service: Any, console: Console, args: argparse.Namespace) -> int:
+    deleted = await service.trim_events(
+        app_name=args.app,
+        user_id=args.user,
+        session_id=args.session_id,
+        keep_last_events=args.keep_last,
+    )
+    console.print(f"deleted {deleted} event(s) from session {escape(args.session_id)}")
+    return 0
+
+
+async def _delete_user(service: Any, console: Console, args: argparse.Namespace) -> int:
+    deleted = await service.delete_user(app_name=args.app, user_id=args.user)
+    console.print(
+        f"erased user {escape(args.user)}: {deleted} session(s), their events and user state"
+    )
+    return 0
+
+
 async def _prune(service: Any, console: Console, args: argparse.Namespace) -> int:
     from openadk.sessions._admin import parse_age, prune_sessions
 
@@ -263,5 +290,7 @@ _VERBS: dict[str, Callable[[Any, Console, argparse.Namespace], Awaitable[int]]] 
     "export": _export,
     "import": _import,
     "delete": _delete,
+    "trim": _trim,
+    "delete-user": _delete_user,
     "prune": _prune,
 }

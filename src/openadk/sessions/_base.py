@@ -175,6 +175,17 @@ def _check_free_form_fields(event: Event) -> None:
             ) from exc
 
 
+def first_kept_index(invocation_ids: list[str], keep_last_events: int) -> int:
+    """Index of the first event to keep so the last N stay and no invocation is split."""
+    start = max(0, len(invocation_ids) - keep_last_events)
+    if start == 0 or start >= len(invocation_ids):
+        return start
+    invocation = invocation_ids[start]
+    while invocation and start > 0 and invocation_ids[start - 1] == invocation:
+        start -= 1
+    return start
+
+
 def check_key(value: object, name: str) -> str:
     """Checks an app name, user id or session id.
 
@@ -407,6 +418,63 @@ class BaseSessionService(abc.ABC):
         check_key(user_id, "user_id")
         check_key(session_id, "session_id")
         await self._delete_session(app_name=app_name, user_id=user_id, session_id=session_id)
+
+    async def delete_user(self, *, app_name: str, user_id: str) -> int:
+        """Erases a user from an app: every session, every event and the user's state.
+
+        For privacy requests. App state stays. Returns the number of sessions deleted.
+        """
+        check_key(app_name, "app_name")
+        check_key(user_id, "user_id")
+        return await self._delete_user(app_name=app_name, user_id=user_id)
+
+    async def _delete_user(self, *, app_name: str, user_id: str) -> int:
+        """Deletes the user's sessions one by one; backends with user state override this."""
+        deleted = 0
+        while True:
+            page = await self._list_sessions(
+                app_name=app_name, user_id=user_id, limit=100, after=None
+            )
+            for session in page.sessions:
+                await self._delete_session(
+                    app_name=app_name, user_id=user_id, session_id=session.id
+                )
+                deleted += 1
+            if page.next_page_token is None:
+                return deleted
+
+    async def trim_events(
+        self, *, app_name: str, user_id: str, session_id: str, keep_last_events: int
+    ) -> int:
+        """Deletes a session's old events, keeping the last ``keep_last_events`` of them.
+
+        An invocation is never split: when the oldest kept event belongs to an invocation that
+        started earlier, that invocation's earlier events are kept too. State is unchanged (it
+        already holds the effect of every delta). Returns the number of events deleted.
+
+        Raises:
+            SessionNotFoundError: The session does not exist.
+            ValueError: ``keep_last_events`` is negative.
+        """
+        check_key(app_name, "app_name")
+        check_key(user_id, "user_id")
+        check_key(session_id, "session_id")
+        if not isinstance(keep_last_events, int) or isinstance(keep_last_events, bool):
+            raise TypeError("keep_last_events must be an int.")
+        if keep_last_events < 0:
+            raise ValueError(f"keep_last_events must be >= 0, got {keep_last_events}.")
+        return await self._trim_events(
+            app_name=app_name,
+            user_id=user_id,
+            session_id=session_id,
+            keep_last_events=keep_last_events,
+        )
+
+    async def _trim_events(
+        self, *, app_name: str, user_id: str, session_id: str, keep_last_events: int
+    ) -> int:
+        """Deletes old events as `trim_events` describes; backends that can delete override it."""
+        raise NotImplementedError(f"{type(self).__name__} does not support trimming events.")
 
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         """Returns the user's state (keys without the ``user:`` prefix), or ``{}``."""

@@ -51,6 +51,7 @@ from openadk.sessions._base import (
     PageKey,
     ScopedDelta,
     encode_page_token,
+    first_kept_index,
     merge_state,
 )
 from openadk.sessions._schema import (
@@ -745,6 +746,75 @@ class DatabaseSessionService(BaseSessionService):
         if self._event_cache is not None:
             self._event_cache.drop((app_name, user_id, session_id))
 
+    async def _trim_events(
+        self, *, app_name: str, user_id: str, session_id: str, keep_last_events: int
+    ) -> int:
+        where = (
+            events.c.app_name == app_name,
+            events.c.user_id == user_id,
+            events.c.session_id == session_id,
+        )
+
+        async def body(conn: AsyncConnection) -> int:
+            locked = _dialects.lock_rows(
+                self._dialect,
+                select(sessions.c.id).where(
+                    sessions.c.app_name == app_name,
+                    sessions.c.user_id == user_id,
+                    sessions.c.id == session_id,
+                ),
+            )
+            if (await conn.execute(locked)).first() is None:
+                raise SessionNotFoundError(f"Session {session_id} not found.")
+            rows = (
+                await conn.execute(
+                    select(events.c.id, events.c.invocation_id)
+                    .where(*where)
+                    .order_by(events.c.timestamp, events.c.id)
+                )
+            ).all()
+            start = first_kept_index([r.invocation_id for r in rows], keep_last_events)
+            doomed = [r.id for r in rows[:start]]
+            for chunk in range(0, len(doomed), 500):
+                await conn.execute(
+                    delete(events).where(*where, events.c.id.in_(doomed[chunk : chunk + 500]))
+                )
+            return len(doomed)
+
+        return await self._run("trim_events", True, body)
+
+    async def _delete_user(self, *, app_name: str, user_id: str) -> int:
+        async def body(conn: AsyncConnection) -> int:
+            ids = [
+                row.id
+                for row in (
+                    await conn.execute(
+                        select(sessions.c.id).where(
+                            sessions.c.app_name == app_name, sessions.c.user_id == user_id
+                        )
+                    )
+                ).all()
+            ]
+            await conn.execute(
+                delete(events).where(events.c.app_name == app_name, events.c.user_id == user_id)
+            )
+            await conn.execute(
+                delete(sessions).where(
+                    sessions.c.app_name == app_name, sessions.c.user_id == user_id
+                )
+            )
+            await conn.execute(
+                delete(user_states).where(
+                    user_states.c.app_name == app_name, user_states.c.user_id == user_id
+                )
+            )
+            return len(ids)
+
+        deleted = await self._run("delete_user", True, body)
+        if self._event_cache is not None:
+            self._event_cache.drop_user(app_name, user_id)
+        return deleted
+
     async def _get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         async def body(conn: AsyncConnection) -> dict[str, Any]:
             value = (
@@ -901,6 +971,10 @@ class _EventCache:
 
     def drop(self, key: _SessionKey) -> None:
         self._count -= len(self._sessions.pop(key, {}))
+
+    def drop_user(self, app_name: str, user_id: str) -> None:
+        for key in [k for k in self._sessions if k[0] == app_name and k[1] == user_id]:
+            self.drop(key)
 
 
 def _next_time(requested: float, last: datetime.datetime) -> tuple[float, datetime.datetime]:

@@ -19,6 +19,7 @@ from openadk.sessions._base import (
     PageKey,
     ScopedDelta,
     encode_page_token,
+    first_kept_index,
     merge_state,
     next_timestamp,
 )
@@ -205,6 +206,24 @@ class InMemorySessionService(BaseSessionService):
     async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         by_id = self._sessions.get(app_name, {}).get(user_id, {})
         by_id.pop(session_id, None)
+
+    async def _trim_events(
+        self, *, app_name: str, user_id: str, session_id: str, keep_last_events: int
+    ) -> int:
+        stored = self._find(app_name, user_id, session_id)
+        if stored is None:
+            raise SessionNotFoundError(f"Session {session_id} not found.")
+        start = first_kept_index([e.invocation_id for e in stored.events], keep_last_events)
+        for event in stored.events[:start]:
+            stored.by_id.pop(event.id, None)
+        del stored.events[:start]
+        del stored.timestamps[:start]
+        return start
+
+    async def _delete_user(self, *, app_name: str, user_id: str) -> int:
+        removed = self._sessions.get(app_name, {}).pop(user_id, {})
+        self._user_state.get(app_name, {}).pop(user_id, None)
+        return len(removed)
 
     async def _get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         return copy_json(self._user_state.get(app_name, {}).get(user_id, {}))  # type: ignore[no-any-return]

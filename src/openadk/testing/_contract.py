@@ -259,6 +259,60 @@ class SessionServiceContract:
         with pytest.raises(SessionNotFoundError, match=rf"Session {session.id} not found\."):
             await service.append_event(session, _text_event("after delete"))
 
+    async def test_delete_user_erases_sessions_events_and_user_state(
+        self, service: BaseSessionService
+    ) -> None:
+        app, user = _ids()
+        other = f"{user}-other"
+        for _ in range(3):
+            session = await service.create_session(
+                app_name=app, user_id=user, state={"user:email": "a@example.invalid"}
+            )
+            await service.append_event(session, _delta_event({"app:count": 1, "k": 1}))
+        kept = await service.create_session(app_name=app, user_id=other, state={"user:x": 1})
+        assert await service.delete_user(app_name=app, user_id=user) == 3
+        assert (await service.list_sessions(app_name=app, user_id=user)).sessions == []
+        assert await service.get_user_state(app_name=app, user_id=user) == {}
+        assert await service.get_session(app_name=app, user_id=other, session_id=kept.id)
+        fresh = await service.create_session(app_name=app, user_id=user)
+        assert fresh.state == {"app:count": 1}
+        assert await service.delete_user(app_name=app, user_id="nobody") == 0
+
+    async def test_trim_events_keeps_the_last_and_never_splits_an_invocation(
+        self, service: BaseSessionService
+    ) -> None:
+        app, user = _ids()
+        session = await service.create_session(app_name=app, user_id=user)
+        for invocation, count in (("i1", 2), ("i2", 3), ("i3", 2)):
+            for n in range(count):
+                event = _delta_event({f"{invocation}-{n}": n}, invocation_id=invocation)
+                await service.append_event(session, event)
+        ids = [e.id for e in session.events]
+        deleted = await service.trim_events(
+            app_name=app, user_id=user, session_id=session.id, keep_last_events=4
+        )
+        # The last 4 start inside i2, so all of i2 stays: only i1's 2 events go.
+        assert deleted == 2
+        got = await service.get_session(app_name=app, user_id=user, session_id=session.id)
+        assert got is not None
+        assert [e.id for e in got.events] == ids[2:]
+        assert len(got.state) == 7
+        await service.append_event(session, _text_event("after trim"))
+        assert (
+            await service.trim_events(
+                app_name=app, user_id=user, session_id=session.id, keep_last_events=0
+            )
+            == 6
+        )
+        with pytest.raises(ValueError, match="keep_last_events"):
+            await service.trim_events(
+                app_name=app, user_id=user, session_id=session.id, keep_last_events=-1
+            )
+        with pytest.raises(SessionNotFoundError):
+            await service.trim_events(
+                app_name=app, user_id=user, session_id="missing", keep_last_events=1
+            )
+
     async def test_append_to_missing_session_raises(self, service: BaseSessionService) -> None:
         app, user = _ids()
         ghost = Session(id="ghost", app_name=app, user_id=user)
