@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from openadk.cli._admin import add_admin_commands, run_admin
+from openadk.cli._db import add_db_commands, run_db
 
 __all__ = ["DEFAULT_DB", "default_db_url", "main"]
 
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", default="info", help="uvicorn log level (default: info)")
     add_admin_commands(commands, f"database URL (default: $DATABASE_URL or {DEFAULT_DB})")
+    add_db_commands(commands, f"database URL (default: $DATABASE_URL or {DEFAULT_DB})")
     return parser
 
 
@@ -100,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_body_bytes=args.max_body_bytes,
             log_level=args.log_level,
         )
+    if args.command == "db":
+        return run_db(args, args.db or default_db_url())
     if args.command in ("sessions", "migrate-from"):
         return run_admin(args, getattr(args, "db", None) or default_db_url())
     print(f"unknown command {args.command!r}", file=sys.stderr)  # pragma: no cover

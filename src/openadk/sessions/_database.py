@@ -7,6 +7,7 @@ import contextlib
 import datetime
 import json
 import logging
+import math
 import random
 import time
 import uuid
@@ -82,6 +83,17 @@ _EVENT_LIST = TypeAdapter(list[Event])
 _ONE_MICROSECOND = datetime.timedelta(microseconds=1)
 _UTC = datetime.timezone.utc
 _RETRIES = 10
+_MAX_ROWS = 2**62
+"""Larger limits mean "all": every database takes a 64-bit LIMIT at most."""
+_EARLIEST = datetime.datetime(1000, 1, 1, tzinfo=datetime.timezone.utc).timestamp()
+_LATEST = datetime.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=datetime.timezone.utc)
+_MAX_EVENT_DEPTH = 190
+"""How deeply an event may nest: pydantic's JSON parser reads 200 levels, stored events are
+parsed inside a list, and an event deeper than that would be stored but never read again."""
+_NOT_UNICODE = (
+    "{}: a text value is not valid Unicode (it holds a lone surrogate such as '\\ud800'), "
+    "which cannot be stored; fix or encode it."
+)
 
 
 def _marker(value: datetime.datetime) -> str:
@@ -116,6 +128,7 @@ class DatabaseSessionService(BaseSessionService):
         sqlite_synchronous: str = "NORMAL",
         sqlite_busy_timeout: float = 30.0,
         event_cache_size: int = 50_000,
+        auto_upgrade: bool = False,
         **engine_kwargs: Any,
     ) -> None:
         """Creates the service; no connection is made until the first call.
@@ -137,6 +150,10 @@ class DatabaseSessionService(BaseSessionService):
                 Stored events never change, so a session read every turn only parses its new
                 events. Events of returned sessions are shared with this cache: treat them as
                 read-only.
+            auto_upgrade: On a database in an older schema (google-adk's V0 "pickle" schema,
+                or an older openadk revision), upgrade it in place on first use. When False
+                (the default) such a database is refused with the ``openadk db upgrade``
+                command to run. New databases are created either way.
             **engine_kwargs: Passed to ``create_async_engine`` (``pool_size``, ``max_overflow``,
                 ``pool_timeout``, ``pool_recycle``, ``echo``, ...).
 
@@ -178,6 +195,7 @@ class DatabaseSessionService(BaseSessionService):
         self._all_lock = asyncio.Lock() if memory else None
         self._prepared = False
         self._prepare_lock = asyncio.Lock()
+        self._auto_upgrade = auto_upgrade
         if not isinstance(event_cache_size, int) or event_cache_size < 0:
             raise ValueError(f"event_cache_size must be an int >= 0, got {event_cache_size!r}.")
         self._event_cache = _EventCache(event_cache_size) if event_cache_size else None
@@ -201,6 +219,15 @@ class DatabaseSessionService(BaseSessionService):
 
     def _db_time(self, timestamp: float) -> datetime.datetime:
         return to_db_time(timestamp, aware=self._aware_times)
+
+    def _bound_time(self, timestamp: float, what: str) -> datetime.datetime:
+        """A time to compare stored times with, clamped to the years 1000-9999 they can have."""
+        if math.isnan(timestamp):
+            raise ValueError(f"{what} is NaN; give a time in Unix seconds.")
+        if timestamp >= _LATEST.timestamp():
+            stamp = _LATEST
+            return stamp if self._aware_times else stamp.replace(tzinfo=None)
+        return self._db_time(max(timestamp, _EARLIEST))
 
     async def close(self) -> None:
         """Disposes of the engine if the service created it."""
@@ -256,11 +283,16 @@ class DatabaseSessionService(BaseSessionService):
                 if _dialects.is_nul_refusal(error):
                     raise ValueError(
                         f"{operation}: the data contains a NUL character (\\x00), which "
-                        f"{self._dialect} cannot store in JSON; remove or encode it."
+                        f"{self._dialect} cannot store; remove or encode it."
                     ) from error
+                if _dialects.is_unencodable(error):
+                    raise ValueError(_NOT_UNICODE.format(operation)) from error
                 raise StorageError(
                     f"{operation} failed on {self._url}: {type(error.orig).__name__}: {error.orig}"
                 ) from error
+            except UnicodeEncodeError as error:
+                # sqlite3, psycopg and the MySQL drivers encode parameters before sending them.
+                raise ValueError(_NOT_UNICODE.format(operation)) from error
             except (OSError, asyncio.TimeoutError) as error:
                 # Drivers raise these directly when the server cannot be reached.
                 raise StorageError(
@@ -276,6 +308,20 @@ class DatabaseSessionService(BaseSessionService):
         async with self._prepare_lock:
             if self._prepared:
                 return
+            from openadk.sessions import migrations
+
+            try:
+                found = await migrations.status(self._engine)
+            except StorageError as error:
+                hint = _dialects.sqlite_read_only_hint(self._engine.url)
+                if not hint:
+                    raise
+                raise StorageError(f"{error}.{hint}") from error
+            if found.blocks_use:
+                if found.problem or not self._auto_upgrade:
+                    raise ValueError(migrations.refusal(self._url, found))
+                report = await migrations.upgrade(self._engine)
+                logger.info("Upgraded %s: %s", self._url, " ".join(report.summary()))
             for attempt in range(3):
                 try:
                     async with self._connection(write=True) as conn, conn.begin():
@@ -300,8 +346,10 @@ class DatabaseSessionService(BaseSessionService):
                 except exc.DBAPIError as error:
                     # Another process may be creating the same tables right now.
                     if attempt == 2:
+                        hint = _dialects.sqlite_read_only_hint(self._engine.url)
                         raise StorageError(
-                            f"Could not create the session tables on {self._url}: {error.orig}"
+                            f"Could not open the database or create the session tables on "
+                            f"{self._url}: {error.orig}.{hint}"
                         ) from error
                     await asyncio.sleep(0.05 * (attempt + 1))
             if version != SCHEMA_VERSION:
@@ -432,10 +480,11 @@ class DatabaseSessionService(BaseSessionService):
         columns = self._event_columns() if not cached else [events.c.id, events.c.timestamp]
         query = select(*columns).where(*where)
         if config is not None and config.after_timestamp is not None:
-            query = query.where(events.c.timestamp >= self._db_time(config.after_timestamp))
+            at = self._bound_time(config.after_timestamp, "after_timestamp")
+            query = query.where(events.c.timestamp >= at)
         query = query.order_by(events.c.timestamp.desc(), events.c.id.desc())
         if config is not None and config.num_recent_events is not None:
-            query = query.limit(config.num_recent_events)
+            query = query.limit(min(config.num_recent_events, _MAX_ROWS))
         rows = list(reversed((await conn.execute(query)).all()))
         if self._event_cache is None:
             return _rows_to_events(rows)
@@ -473,6 +522,8 @@ class DatabaseSessionService(BaseSessionService):
         state: ScopedDelta,
         exist_ok: bool,
     ) -> Session:
+        for part in (state.session, state.app, state.user):
+            _check_storable(part, "state")
         new_id = session_id or str(uuid.uuid4())
 
         async def body(conn: AsyncConnection) -> Session:
@@ -628,7 +679,7 @@ class DatabaseSessionService(BaseSessionService):
                 query = query.where(sessions.c.user_id == user_id)
             if after is not None:
                 stamp, last_user, last_id = after
-                at = self._db_time(stamp)
+                at = self._bound_time(stamp, "page_token")
                 query = query.where(
                     or_(
                         sessions.c.update_time > at,
@@ -642,7 +693,7 @@ class DatabaseSessionService(BaseSessionService):
                 )
             query = query.order_by(sessions.c.update_time, sessions.c.user_id, sessions.c.id)
             if limit is not None:
-                query = query.limit(limit + 1)
+                query = query.limit(min(limit, _MAX_ROWS) + 1)
             rows: Sequence[Any] = (await conn.execute(query)).all()
             more = limit is not None and len(rows) > limit
             rows = rows[:limit] if more else rows
@@ -705,7 +756,7 @@ class DatabaseSessionService(BaseSessionService):
                 events.c.session_id == session_id,
             )
             if after is not None:
-                at = self._db_time(after[0])
+                at = self._bound_time(after[0], "page_token")
                 query = query.where(
                     or_(
                         events.c.timestamp > at,
@@ -714,7 +765,7 @@ class DatabaseSessionService(BaseSessionService):
                 )
             query = query.order_by(events.c.timestamp, events.c.id)
             if limit is not None:
-                query = query.limit(limit + 1)
+                query = query.limit(min(limit, _MAX_ROWS) + 1)
             rows: Sequence[Any] = (await conn.execute(query)).all()
             more = limit is not None and len(rows) > limit
             page = _rows_to_events(rows[:limit] if more else rows)
@@ -842,7 +893,15 @@ class DatabaseSessionService(BaseSessionService):
             events.c.user_id == user_id,
             events.c.session_id == session_id,
         )
-        data = event.model_dump(mode="json", exclude_none=True)
+        try:
+            data = event.model_dump(mode="json", exclude_none=True)
+        except ValueError as error:  # pydantic: "Maximum serialization depth exceeded", ...
+            raise ValueError(
+                f"The event cannot be written as JSON ({error}); is a value (a temp: one too) "
+                f"nested too deeply?"
+            ) from None
+        data["actions"]["state_delta"] = plan.delta
+        _check_storable(data, "the event", _MAX_EVENT_DEPTH)
 
         async def body(conn: AsyncConnection) -> AppendOutcome:
             columns = [sessions.c.update_time]
@@ -871,7 +930,6 @@ class DatabaseSessionService(BaseSessionService):
                 raise StaleSessionError()
             timestamp, stamp = _next_time(event.timestamp, stored_time)
             db_stamp = stamp if self._aware_times else stamp.replace(tzinfo=None)
-            data["actions"]["state_delta"] = plan.delta
             data["timestamp"] = timestamp
             await conn.execute(
                 events.insert().values(
@@ -983,11 +1041,62 @@ def _next_time(requested: float, last: datetime.datetime) -> tuple[float, dateti
     Stored times have microsecond precision, and each write to a session must get a later one:
     it orders the events and is the session's revision marker.
     """
-    stamp = datetime.datetime.fromtimestamp(requested, tz=_UTC)
-    floor = last + _ONE_MICROSECOND
+    try:
+        stamp = datetime.datetime.fromtimestamp(requested, tz=_UTC)
+        floor = last + _ONE_MICROSECOND
+    except (OverflowError, ValueError, OSError) as error:
+        raise ValueError(
+            f"event.timestamp {requested!r} is not a time a database can store ({error}); "
+            f"give Unix seconds within the years 1-9999."
+        ) from None
     if stamp >= floor:
         return requested, stamp
     return floor.timestamp(), floor
+
+
+def _check_storable(value: Any, where: str, max_depth: int | None = None) -> None:
+    """Refuses JSON a database would store but not give back intact.
+
+    Lone surrogates: PostgreSQL refuses them, and pydantic cannot parse an event holding one,
+    so SQLite and MySQL would store an event no read could return. And events nested more than
+    ``max_depth`` levels deep: pydantic's JSON parser stops at 200.
+
+    Raises:
+        ValueError: ``value`` holds either.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                _check_text(item, where)
+            continue
+        if isinstance(item, dict):
+            children: Any = item.values()
+            for key in item:
+                if isinstance(key, str) and not key.isascii():
+                    _check_text(key, where)
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if max_depth is not None and depth > max_depth:
+            raise ValueError(
+                f"{where} is nested more than {max_depth} levels deep; a stored event that deep "
+                f"could not be read back. Flatten it, or store it as a JSON string."
+            )
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "backslashreplace")[:60].decode("utf-8", "replace")
+        raise ValueError(
+            f"{where} holds text that is not valid Unicode (a lone surrogate, in {shown!r}), "
+            f"which cannot be stored; fix or encode it."
+        ) from None
 
 
 def _rows_to_events(rows: Sequence[Any]) -> list[Event]:
@@ -1016,7 +1125,7 @@ def _check_layout(sync_conn: Any) -> None:
     if "actions" in columns and "event_data" not in columns:
         raise ValueError(
             "This database uses google-adk's V0 (pickle) session schema. openadk uses the V1 "
-            "schema; convert it with google-adk's `adk migrate session` into a new database."
+            "schema; upgrade it in place with `openadk db upgrade` (or auto_upgrade=True)."
         )
     if "sessions" in tables:
         update_type = {c["name"]: c for c in inspector.get_columns("sessions")}.get("update_time")

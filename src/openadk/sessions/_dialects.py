@@ -7,6 +7,7 @@ MySQL/MariaDB and Spanner get their better statements here.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from sqlalchemy import Engine, Insert, Select, Table, create_engine, event, exc, insert, pool
@@ -19,10 +20,13 @@ from openadk.sessions._schema import MYSQL_FAMILY
 __all__ = [
     "build_engine",
     "insert_if_absent",
+    "is_nul_refusal",
     "is_retryable",
+    "is_unencodable",
     "is_unique_violation",
     "lock_rows",
     "redact_url",
+    "sqlite_read_only_hint",
 ]
 
 logger = logging.getLogger("openadk.sessions")
@@ -218,7 +222,48 @@ def is_nul_refusal(error: BaseException) -> bool:
     """PostgreSQL refusing a NUL character in JSON or text."""
     sqlstate, _ = _codes(error)
     text = str(getattr(error, "orig", error)).lower()
-    return sqlstate == "22P05" or "unsupported unicode escape" in text or "\\u0000" in text
+    if sqlstate == "22021" and "0x00" in text:  # a NUL in a text column (asyncpg)
+        return True
+    return (
+        sqlstate == "22P05"
+        or "unsupported unicode escape" in text
+        or "\\u0000" in text
+        or "nul (0x00)" in text  # psycopg refuses it before sending
+    )
+
+
+def is_unencodable(error: BaseException) -> bool:
+    """A driver that could not encode a parameter as UTF-8 (a lone surrogate in a string)."""
+    seen: BaseException | None = getattr(error, "orig", None) or error
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, UnicodeEncodeError) or "surrogates not allowed" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def sqlite_read_only_hint(url: URL) -> str:
+    """Advice when a SQLite file, or the directory it is in, cannot be written; else ``""``.
+
+    SQLite writes beside a WAL-mode database (its ``-shm`` and ``-wal`` files) even to read it.
+    """
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return ""
+    path = os.path.abspath(database.removeprefix("file:").split("?")[0])
+    directory = os.path.dirname(path)
+    writable = os.access(directory, os.W_OK) and (
+        not os.path.exists(path) or os.access(path, os.W_OK)
+    )
+    if writable or not os.path.isdir(directory):
+        return ""
+    return (
+        " The file or its directory is read-only, and SQLite must write beside a WAL-mode "
+        "database even to read it. To only read it, open it with a URL like "
+        f"sqlite+aiosqlite:///file:{path}?immutable=1&uri=true"
+    )
 
 
 def is_unique_violation(error: BaseException) -> bool:

@@ -32,8 +32,22 @@ def to_json_value(value: Any, where: str) -> Any:
 
     Raises:
         TypeError: The value cannot be represented as JSON.
-        ValueError: A float is NaN or infinite (JSON has no such numbers).
+        ValueError: A float is NaN or infinite (JSON has no such numbers), or the value is
+            nested more than `MAX_DEPTH` levels deep.
     """
+    try:
+        return _to_json_value(value, where, 0)
+    except RecursionError:
+        raise ValueError(f"{where} is nested too deeply to be stored as JSON.") from None
+
+
+MAX_DEPTH = 150
+"""How deeply a state value may nest. Deeper values would pass here but fail later: copying
+them, parsing them back (pydantic's JSON parser stops at 200 levels), or Python's recursion
+limit."""
+
+
+def _to_json_value(value: Any, where: str, depth: int) -> Any:
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError(
@@ -50,6 +64,12 @@ def to_json_value(value: Any, where: str) -> Any:
                 "Store None or a string instead."
             )
         return value
+    if depth >= MAX_DEPTH and isinstance(value, (dict, list)):
+        shown = where if len(where) < 60 else where[:50] + "...]"
+        raise ValueError(
+            f"{shown} is nested more than {MAX_DEPTH} levels deep; flatten it or store it as a "
+            f"JSON string."
+        )
     if isinstance(value, dict):
         result: dict[str, Any] = {}
         for key, item in value.items():
@@ -60,10 +80,12 @@ def to_json_value(value: Any, where: str) -> Any:
                 )
             if "\x00" in key:
                 raise ValueError(f"{where} has a key with a NUL character: {key!r}.")
-            result[key] = to_json_value(item, f"{where}[{key!r}]")
+            result[key] = _to_json_value(item, f"{where}[{key!r}]", depth + 1)
         return result
     if isinstance(value, list):
-        return [to_json_value(item, f"{where}[{index}]") for index, item in enumerate(value)]
+        return [
+            _to_json_value(item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value)
+        ]
     try:
         converted = to_jsonable_python(value, bytes_mode="utf8")
     except (PydanticSerializationError, UnicodeDecodeError, ValueError) as exc:
@@ -71,7 +93,7 @@ def to_json_value(value: Any, where: str) -> Any:
             f"{where} of type {type(value).__name__} cannot be stored as JSON. Store str, int, "
             f"float, bool, None, or lists and dicts of them (or convert the value first)."
         ) from exc
-    return to_json_value(converted, where)
+    return _to_json_value(converted, where, depth)
 
 
 _IMMUTABLE = (str, int, float, bool, bytes, type(None), enum.Enum)
@@ -83,29 +105,42 @@ def copy_model(value: Any) -> Any:
     Models are copied field by field without validation; immutable leaves (strings, numbers,
     bytes, enums, None) are shared; containers are rebuilt; anything else falls back to
     ``copy.deepcopy``.
+
+    Raises:
+        ValueError: The value is nested too deeply to copy (Python's recursion limit).
     """
+    try:
+        return _copy_model(value)
+    except RecursionError:
+        raise ValueError(
+            "The value is nested too deeply to copy (a temp: state value, or another free-form "
+            "field, hundreds of levels deep); flatten it."
+        ) from None
+
+
+def _copy_model(value: Any) -> Any:
     if isinstance(value, _IMMUTABLE):
         return value
     if isinstance(value, BaseModel):
         cls = type(value)
         new = cls.__new__(cls)
         object.__setattr__(
-            new, "__dict__", {key: copy_model(item) for key, item in value.__dict__.items()}
+            new, "__dict__", {key: _copy_model(item) for key, item in value.__dict__.items()}
         )
         object.__setattr__(new, "__pydantic_fields_set__", set(value.__pydantic_fields_set__))
         extra = value.__pydantic_extra__
-        object.__setattr__(new, "__pydantic_extra__", None if extra is None else copy_model(extra))
+        object.__setattr__(new, "__pydantic_extra__", None if extra is None else _copy_model(extra))
         private = value.__pydantic_private__
         object.__setattr__(
-            new, "__pydantic_private__", None if private is None else copy_model(private)
+            new, "__pydantic_private__", None if private is None else _copy_model(private)
         )
         return new
     if isinstance(value, dict):
-        return {key: copy_model(item) for key, item in value.items()}
+        return {key: _copy_model(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [copy_model(item) for item in value]
+        return [_copy_model(item) for item in value]
     if isinstance(value, (set, frozenset, tuple)):
-        return type(value)(copy_model(item) for item in value)
+        return type(value)(_copy_model(item) for item in value)
     return copy.deepcopy(value)
 
 

@@ -1,0 +1,176 @@
+"""``openadk db ...``: versioned, in-place schema migrations of a session database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any, TextIO
+
+__all__ = ["add_db_commands", "run_db"]
+
+EXIT_OK = 0
+EXIT_BEHIND = 1
+"""``db check``: the database needs ``db upgrade``; other commands: they failed."""
+EXIT_ERROR = 2
+"""``db check`` could not tell (unreachable database, ...); every refused request."""
+
+
+def add_db_commands(commands: Any, db_help: str) -> None:
+    """Adds ``db upgrade|check|current|stamp|downgrade`` to the ``openadk`` parser."""
+    db = commands.add_parser(
+        "db",
+        help="schema migrations: upgrade, check, current, stamp",
+        description="Versioned, in-place schema migrations of a session database, including "
+        "the upgrade of google-adk V0 (pickle) databases. See docs/migrations.md.",
+    )
+    verbs = db.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def verb(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = verbs.add_parser(
+            name, help=help_text, description=description
+        )
+        parser.add_argument("--db", default=None, help=db_help)
+        return parser
+
+    upgrade = verb(
+        "upgrade",
+        "upgrade the schema in place (a no-op when current)",
+        "Creates google-adk's V1 tables in an empty database, adopts a google-adk V1 database "
+        "without changing it, or converts a google-adk V0 (pickle) database to V1 in place. "
+        "On SQLite a backup copy of the file is made before converting.",
+    )
+    upgrade.add_argument("revision", nargs="?", default="head", help="target (default: head)")
+    upgrade.add_argument(
+        "--v0-times",
+        default="local",
+        metavar="local|utc|ZONE",
+        help="how to read the naive event times google-adk 1.x wrote: 'local' (this "
+        "machine's time zone, as google-adk 1.19-1.21 wrote them; the default), 'utc', or "
+        "the zone of the machine that wrote them, e.g. Europe/Paris",
+    )
+    upgrade.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="leave V0 rows that cannot be converted behind (reported, and kept in table "
+        "openadk_v0_events) instead of stopping without change",
+    )
+    upgrade.add_argument(
+        "--allow-unsafe-unpickling",
+        action="store_true",
+        help="let V0 pickles load any Python type: only for a database you trust",
+    )
+    upgrade.add_argument(
+        "--no-backup", action="store_true", help="SQLite: do not copy the file first"
+    )
+    upgrade.add_argument("--batch-size", type=int, default=500, help=argparse.SUPPRESS)
+    verb(
+        "check",
+        "exit 1 if the schema needs `db upgrade` (for deploy pipelines)",
+        "Exits 0 when the database is at the newest revision, 1 when an upgrade is pending "
+        "(and prints what it would do), 2 when it cannot tell (unreachable database, ...).",
+    )
+    verb("current", "show the database's revision", "Shows the revision and what was found.")
+    stamp = verb(
+        "stamp",
+        "record a revision without changing any table",
+        "Records REVISION in openadk_schema_version without touching the tables ('base' "
+        "clears it). For databases whose schema you brought up to date by other means.",
+    )
+    stamp.add_argument("revision")
+    downgrade = verb(
+        "downgrade",
+        "refused: openadk does not downgrade",
+        "openadk never turns a database back into an older schema; restore a backup.",
+    )
+    downgrade.add_argument("revision", nargs="?", default="-1")
+
+
+def run_db(args: argparse.Namespace, db_url: str) -> int:
+    """Runs an ``openadk db`` command; returns the exit code."""
+    from openadk.errors import OpenAdkError
+
+    out, err = sys.stdout, sys.stderr
+    try:
+        if args.verb == "downgrade":
+            _print(
+                err,
+                "error: refusing to downgrade: openadk never turns a database back into an "
+                "older schema. Restore the backup taken before the upgrade instead.",
+            )
+            return EXIT_ERROR
+        if args.verb == "check":
+            return asyncio.run(_check(db_url, out))
+        if args.verb == "current":
+            return asyncio.run(_current(db_url, out))
+        if args.verb == "stamp":
+            return asyncio.run(_stamp(db_url, args.revision, out))
+        if args.batch_size < 1:
+            raise ValueError("--batch-size must be at least 1.")
+        return asyncio.run(_upgrade(db_url, args, out))
+    except (ValueError, OpenAdkError) as error:
+        _print(err, f"error: {error}")
+        return EXIT_ERROR
+
+
+def _print(stream: TextIO, text: str) -> None:
+    print(text, file=stream, flush=True)
+
+
+async def _check(db_url: str, out: TextIO) -> int:
+    from openadk.sessions import migrations
+
+    found = await migrations.status(db_url)
+    _print(out, f"{found.url}: {found.describe()}")
+    if found.problem:
+        _print(out, f"cannot upgrade: {found.problem}")
+        return EXIT_ERROR
+    if not found.pending:
+        if not found.recorded:
+            _print(out, "up to date (run `openadk db upgrade` to record the revision)")
+        else:
+            _print(out, "up to date")
+        return EXIT_OK
+    for revision, what in found.pending:
+        _print(out, f"pending: {revision}: {what}")
+    _print(out, f"run: {migrations.upgrade_command(db_url)}")
+    return EXIT_BEHIND
+
+
+async def _current(db_url: str, out: TextIO) -> int:
+    from openadk.sessions import migrations
+
+    found = await migrations.status(db_url)
+    _print(out, f"{found.url}: {found.describe()}")
+    _print(out, f"head: {found.head}")
+    if found.problem:
+        _print(out, f"cannot upgrade: {found.problem}")
+    for revision, what in found.pending:
+        _print(out, f"pending: {revision}: {what}")
+    return EXIT_OK
+
+
+async def _stamp(db_url: str, revision: str, out: TextIO) -> int:
+    from openadk.sessions import migrations
+
+    found = await migrations.stamp(db_url, revision)
+    _print(out, f"stamped {found.url}: {found.describe()}")
+    return EXIT_OK
+
+
+async def _upgrade(db_url: str, args: argparse.Namespace, out: TextIO) -> int:
+    from openadk.sessions import migrations
+
+    report = await migrations.upgrade(
+        db_url,
+        revision=args.revision,
+        v0_times=args.v0_times,
+        skip_bad_rows=args.skip_bad_rows,
+        allow_unsafe_unpickling=args.allow_unsafe_unpickling,
+        backup=not args.no_backup,
+        batch_size=args.batch_size,
+    )
+    _print(out, f"{report.url}:")
+    for line in report.summary():
+        _print(out, f"  {line}")
+    return EXIT_OK
