@@ -169,13 +169,12 @@ class DatabaseSessionService(BaseSessionService):
                 "sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA, "
                 f"got {sqlite_synchronous!r}."
             )
-        if db_engine is not None:
+        if db_url is None:
             if engine_kwargs:
                 raise ValueError("Engine arguments cannot be combined with db_engine.")
-            self._engine = db_engine
+            self._engine = typing_cast("AsyncEngine | Engine", db_engine)
             self._owns_engine = False
         else:
-            assert db_url is not None  # for mypy: checked above
             self._engine = _dialects.build_engine(db_url, engine_kwargs)
             self._owns_engine = True
             if isinstance(self._engine, AsyncEngine) and self._engine.dialect.name == "sqlite":
