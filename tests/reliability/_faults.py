@@ -100,7 +100,18 @@ async def _pg_terminate(
 
     async def writer(index: int) -> None:
         session_id = f"w{index}"
-        handle = await service.create_session(app_name=app, user_id=USER, session_id=session_id)
+        for _ in range(100):  # the killer may already be at work
+            try:
+                handle = await service.create_session(
+                    app_name=app, user_id=USER, session_id=session_id
+                )
+                break
+            except StorageError:
+                counts["storage_errors"] += 1
+                await asyncio.sleep(0.01)
+        else:
+            raw.append(f"{session_id}: create_session never succeeded")
+            return
         i = 0
         while not stop.is_set():
             event = _event(f"{session_id}-{i:05d}", i)

@@ -35,7 +35,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import HypothesisWarning
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openadk.errors import (
@@ -284,6 +284,12 @@ async def _snapshot(engine: AsyncEngine, prefix: str) -> list[Any]:
     return rows
 
 
+async def _drop(engine: AsyncEngine, prefix: str) -> None:
+    async with engine.begin() as conn:
+        for table in (events, sessions, app_states, user_states):
+            await conn.execute(delete(table).where(table.c.app_name.like(prefix + "%")))
+
+
 def _state_view(state: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in state.items() if not k.startswith("temp:")}
 
@@ -317,6 +323,9 @@ class Fuzzer:
 
     def close(self) -> None:
         for service in self.services.values():
+            if isinstance(service, DatabaseSessionService):
+                # The servers are shared: leave no 2 MB states behind.
+                self.loop.run_until_complete(_drop(service.engine, f"fz{self.run_id}-"))  # type: ignore[arg-type]
             self.loop.run_until_complete(service.close())
         self.loop.close()
         self.tmp.cleanup()

@@ -112,6 +112,10 @@ class AppendPlan:
     def for_event(cls, event: Event) -> AppendPlan:
         """Builds the plan for ``event``; raises before anything changes if the delta is bad."""
         _check_free_form_fields(event)
+        if not math.isfinite(event.timestamp):
+            raise ValueError(
+                f"event.timestamp is {event.timestamp!r}; give a time in Unix seconds."
+            )
         if len(event.id) > MAX_KEY_LENGTH:
             raise ValueError(
                 f"event.id is {len(event.id)} characters long; the limit is {MAX_KEY_LENGTH}."

@@ -728,6 +728,9 @@ class SessionServiceContract:
             await service.append_event(session, _delta_event({"k": 3}, id="e" * 129))
         with pytest.raises(ValueError, match="invocation_id is 257 characters"):
             await service.append_event(session, _delta_event({"k": 4}, invocation_id="i" * 257))
+        for stamp in (float("inf"), float("nan")):
+            with pytest.raises(ValueError, match=r"event\.timestamp"):
+                await service.append_event(session, _delta_event({"k": 6}, timestamp=stamp))
         not_json = _delta_event({"k": 5})
         not_json.custom_metadata = {"handle": object()}
         with pytest.raises(TypeError, match="custom_metadata cannot be stored as JSON"):
