@@ -60,22 +60,13 @@ class ScopedDelta:
             TypeError: A key is not a string or a value cannot be stored as JSON.
             ValueError: A value is a non-finite float.
         """
-        result = cls()
-        for key, value in state.items():
-            if not isinstance(key, str):
-                raise TypeError(f"{where} keys must be strings, got {type(key).__name__}.")
-            if "\x00" in key:
-                raise ValueError(f"{where} has a key with a NUL character: {key!r}.")
-            if key.startswith(State.TEMP_PREFIX):
-                continue
-            stored = to_json_value(value, f"{where}[{key!r}]")
-            if key.startswith(State.APP_PREFIX):
-                result.app[key[len(State.APP_PREFIX) :]] = stored
-            elif key.startswith(State.USER_PREFIX):
-                result.user[key[len(State.USER_PREFIX) :]] = stored
-            else:
-                result.session[key] = stored
-        return result
+        kept = {
+            key: value
+            for key, value in state.items()
+            if not (isinstance(key, str) and key.startswith(State.TEMP_PREFIX))
+        }
+        # to_json_value checks the keys too (strings, no NUL) and copies every value.
+        return cls.partition(to_json_value(kept, where))
 
     @classmethod
     def partition(cls, delta: Mapping[str, Any]) -> ScopedDelta:
