@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import threading
 import time
@@ -145,6 +146,11 @@ def server() -> Iterator[FakeServer]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
+
+
+def _unversioned(path: str) -> str:
+    """The request path without its API version: google-genai 2 calls /v1beta, 3 calls /v1."""
+    return re.sub(r"^/v1(beta)?", "", path)
 
 
 def closed_port_url() -> str:
@@ -322,7 +328,7 @@ async def test_gemini_sends_the_conversation_and_maps_the_answer(
     assert response.partial is None and response.error_code is None
 
     [sent] = server.received
-    assert sent.path == "/v1beta/models/gemini-test:generateContent"
+    assert _unversioned(sent.path) == "/models/gemini-test:generateContent"
     assert sent.headers["x-goog-api-key"] == "test-key"
     assert sent.headers["content-type"] == "application/json"
     assert sent.headers["user-agent"].startswith("google-genai-sdk/")
@@ -346,7 +352,7 @@ async def test_gemini_without_tools_or_instruction_sends_only_contents(
     server.default = Reply(body=gemini_answer("hi"))
     await call(Gemini("models/gemini-test", base_url=server.url), LlmRequest(contents=[user("x")]))
     [sent] = server.received
-    assert sent.path == "/v1beta/models/gemini-test:generateContent"
+    assert _unversioned(sent.path) == "/models/gemini-test:generateContent"
     assert sent.headers["x-goog-api-key"] == "gemini-key"
     assert "tools" not in sent.body and "systemInstruction" not in sent.body
 
@@ -362,7 +368,7 @@ async def test_gemini_model_string_and_base_url_from_the_environment(
     response = await call(llm, LlmRequest(model=llm.model, contents=[user("x")]))
     assert response.content is not None and response.content.parts
     assert response.content.parts[0].text == "from env"
-    assert server.received[0].path == "/v1beta/models/gemini-2.0-flash:generateContent"
+    assert _unversioned(server.received[0].path) == "/models/gemini-2.0-flash:generateContent"
 
 
 @pytest.mark.asyncio
@@ -407,7 +413,9 @@ async def test_gemini_streaming_yields_partials_then_the_whole_answer(
     finally:
         await llm.close()
 
-    assert server.received[0].path == "/v1beta/models/gemini-test:streamGenerateContent?alt=sse"
+    assert (
+        _unversioned(server.received[0].path) == "/models/gemini-test:streamGenerateContent?alt=sse"
+    )
     *partials, final = responses
     assert [r.partial for r in partials] == [True, True, True]
     assert partials[0].content is not None and partials[0].content.parts
@@ -1040,9 +1048,9 @@ async def test_agent_with_a_gemini_model_string_and_env_endpoint(
     )
     await run_turn(runner, "first")
     await run_turn(runner, "second")
-    assert [r.path for r in server.received] == [
-        "/v1beta/models/gemini-test:generateContent",
-        "/v1beta/models/gemini-test:generateContent",
+    assert [_unversioned(r.path) for r in server.received] == [
+        "/models/gemini-test:generateContent",
+        "/models/gemini-test:generateContent",
     ]
     assert len(server.received[1].body["contents"]) == 3
     assert server.wait_connections_closed() == 0
