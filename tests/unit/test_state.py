@@ -139,3 +139,13 @@ def test_copy_model_is_a_deep_independent_equal_copy() -> None:
     assert event.actions.state_delta["plain"] == "v"
     assert event.long_running_tool_ids == {"fc-1", "fc-2", "fc-3"}
     assert copy_model(b"x") == b"x"
+
+
+def test_a_delta_edited_to_hold_a_non_string_key_is_refused() -> None:
+    from openadk.events import Event
+    from openadk.sessions._base import AppendPlan
+
+    event = Event()
+    event.actions.state_delta[1] = "x"  # type: ignore[index]
+    with pytest.raises(TypeError, match="keys must be strings"):
+        AppendPlan.for_event(event)

@@ -60,11 +60,7 @@ class ScopedDelta:
             TypeError: A key is not a string or a value cannot be stored as JSON.
             ValueError: A value is a non-finite float.
         """
-        kept = {
-            key: value
-            for key, value in state.items()
-            if not (isinstance(key, str) and key.startswith(State.TEMP_PREFIX))
-        }
+        kept = {key: value for key, value in state.items() if not _is_temp(key)}
         # to_json_value checks the keys too (strings, no NUL) and copies every value.
         return cls.partition(to_json_value(kept, where))
 
@@ -117,10 +113,10 @@ class AppendPlan:
                 f"is {MAX_INVOCATION_ID_LENGTH}."
             )
         raw = event.actions.state_delta
-        temp = {k: v for k, v in raw.items() if k.startswith(State.TEMP_PREFIX)}
+        temp = {k: v for k, v in raw.items() if _is_temp(k)}
+        # to_json_value also refuses keys that are not strings (a dict edited after validation).
         delta = to_json_value(
-            {k: v for k, v in raw.items() if not k.startswith(State.TEMP_PREFIX)},
-            "event.actions.state_delta",
+            {k: v for k, v in raw.items() if not _is_temp(k)}, "event.actions.state_delta"
         )
         return cls(delta=delta, temp=temp, scoped=ScopedDelta.partition(delta))
 
@@ -147,6 +143,10 @@ class AppendOutcome:
     last_update_time: float
     marker: str | None
     duplicate: bool = False
+
+
+def _is_temp(key: object) -> bool:
+    return isinstance(key, str) and key.startswith(State.TEMP_PREFIX)
 
 
 def _check_free_form_fields(event: Event) -> None:
