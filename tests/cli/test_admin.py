@@ -259,3 +259,33 @@ def test_trim_and_delete_user(tmp_path: Path) -> None:
             return len(session.events), await service.get_user_state(app_name=app, user_id="user1")
 
     assert asyncio.run(check()) == (4, {})
+
+
+def test_prune_expired_and_copy_keeps_expiry(tmp_path: Path) -> None:
+    app = f"ttl-{uuid.uuid4().hex[:8]}"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ttl.db'}"
+    copy = f"sqlite+aiosqlite:///{tmp_path / 'ttl-copy.db'}"
+
+    async def make() -> None:
+        async with DatabaseSessionService(url) as service:
+            await service.create_session(app_name=app, user_id="u", session_id="brief", ttl=1)
+            await service.create_session(app_name=app, user_id="u", session_id="day", ttl=86400)
+            await service.create_session(app_name=app, user_id="u", session_id="always")
+
+    asyncio.run(make())
+    copied = cli("migrate-from", url, copy, cwd=tmp_path)
+    assert copied.returncode == 0, copied.stderr
+    time.sleep(1.2)
+    env = {"DATABASE_URL": url}
+    none = cli("sessions", "prune", cwd=tmp_path, env=env)
+    assert none.returncode == 1 and "--expired" in none.stderr
+    out = cli("sessions", "prune", "--expired", cwd=tmp_path, env=env)
+    assert "deleted 1 session(s)" in out.stdout and "brief" in out.stdout
+
+    async def remaining(database: str) -> set[str]:
+        async with DatabaseSessionService(database) as service:
+            return {s.id for s in (await service.list_sessions(app_name=app)).sessions}
+
+    assert asyncio.run(remaining(url)) == {"day", "always"}
+    # The copy kept the expiry: the brief session has expired there too.
+    assert asyncio.run(remaining(copy)) == {"day", "always"}

@@ -379,7 +379,7 @@ async def _full_disk(directory: Path, mounted: bool, blob: int) -> dict[str, Any
 
     app = "full"
     filler = directory / "filler"
-    filler.write_bytes(b"\0" * (64 * 1024))
+    filler.write_bytes(b"\0" * (128 * 1024))
     acks: list[str] = []
     failure = None
     try:

@@ -56,7 +56,8 @@ def add_admin_commands(commands: Any, db_help: str) -> None:
     erase.add_argument("--app", required=True)
     erase.add_argument("--user", required=True)
     prune = verb("prune", "delete sessions not updated for a while")
-    prune.add_argument("--older-than", required=True, help="e.g. 30d, 12h, 2w")
+    prune.add_argument("--older-than", default=None, help="e.g. 30d, 12h, 2w")
+    prune.add_argument("--expired", action="store_true", help="sessions past their ttl")
     prune.add_argument("--app", default=None)
     prune.add_argument("--dry-run", action="store_true")
 
@@ -237,7 +238,11 @@ async def _prune(service: Any, console: Console, args: argparse.Namespace) -> in
     from openadk.sessions._admin import parse_age, prune_sessions
 
     keys = await prune_sessions(
-        service, older_than=parse_age(args.older_than), app_name=args.app, dry_run=args.dry_run
+        service,
+        older_than=None if args.older_than is None else parse_age(args.older_than),
+        expired=args.expired,
+        app_name=args.app,
+        dry_run=args.dry_run,
     )
     verb = "would delete" if args.dry_run else "deleted"
     for app, user, session_id in keys:

@@ -58,6 +58,7 @@ from openadk.sessions._vertex import (
     event_from_api,
     event_to_api,
     format_time,
+    parse_time,
 )
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
@@ -199,10 +200,16 @@ class _Server:
         user_id = _check(body.user_id, "userId")
         state = body.session_state or {}
         resumed = False
+        ttl = None if body.ttl is None else float(body.ttl.rstrip("s"))
+        expire_time = None if body.expire_time is None else parse_time(body.expire_time)
         try:
             if session_id is None:
                 session = await self.service.create_session(
-                    app_name=parent.engine, user_id=user_id, state=state
+                    app_name=parent.engine,
+                    user_id=user_id,
+                    state=state,
+                    ttl=ttl,
+                    expire_time=expire_time,
                 )
             else:
                 async with self.create_lock(parent.engine, session_id):
@@ -215,6 +222,8 @@ class _Server:
                         state=state,
                         session_id=session_id,
                         exist_ok=existing is not None,
+                        ttl=ttl,
+                        expire_time=expire_time,
                     )
                     resumed = existing is not None
         except AmbiguousSessionId as exc:

@@ -80,10 +80,10 @@ class SessionBody(_In):
     ttl: str | None = Field(
         default=None,
         pattern=_TTL,
-        description="Input only, e.g. '7200s'. Accepted; openadk does not expire sessions.",
+        description="Input only, e.g. '7200s': the session expires that long after creation.",
     )
     expire_time: str | None = Field(
-        default=None, description="RFC 3339. Accepted; openadk does not expire sessions."
+        default=None, description="RFC 3339: when the session expires (input only)."
     )
     create_time: str | None = Field(default=None, description="Output only; ignored.")
     update_time: str | None = Field(default=None, description="Output only; ignored.")

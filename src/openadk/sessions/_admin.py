@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, and_, func, select, tuple_
+from sqlalchemy import Table, and_, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openadk.events import Event
@@ -24,6 +24,7 @@ from openadk.sessions._schema import (
     app_states,
     events,
     from_db_time,
+    session_expiry,
     sessions,
     to_db_time,
     user_states,
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 # Parents before children, so foreign keys hold at every step.
-TABLES: list[Table] = [app_states, user_states, sessions, events]
+TABLES: list[Table] = [app_states, user_states, sessions, session_expiry, events]
 
 
 @dataclass
@@ -288,21 +289,39 @@ async def _merge_scope(
 async def prune_sessions(
     service: DatabaseSessionService,
     *,
-    older_than: datetime.timedelta,
+    older_than: datetime.timedelta | None = None,
+    expired: bool = False,
     app_name: str | None = None,
     dry_run: bool = False,
 ) -> list[tuple[str, str, str]]:
-    """Deletes sessions (and their events) not updated for ``older_than``.
+    """Deletes sessions (and their events) not updated for ``older_than``, or expired.
 
     App and user state stay. Returns the (app, user, session) keys deleted, or that would be
     with ``dry_run``.
+
+    Raises:
+        ValueError: Neither ``older_than`` nor ``expired`` was asked for.
     """
+    if older_than is None and not expired:
+        raise ValueError("Say what to prune: --older-than AGE, --expired, or both.")
     await service.prepare_tables()
     engine = _engine(service)
-    cutoff = to_db_time(time.time() - older_than.total_seconds())
-    query = select(sessions.c.app_name, sessions.c.user_id, sessions.c.id).where(
-        sessions.c.update_time < cutoff
-    )
+    now = time.time()
+    conditions = []
+    if older_than is not None:
+        conditions.append(sessions.c.update_time < to_db_time(now - older_than.total_seconds()))
+    if expired:
+        conditions.append(
+            select(session_expiry.c.session_id)
+            .where(
+                session_expiry.c.app_name == sessions.c.app_name,
+                session_expiry.c.user_id == sessions.c.user_id,
+                session_expiry.c.session_id == sessions.c.id,
+                session_expiry.c.expire_time <= to_db_time(now),
+            )
+            .exists()
+        )
+    query = select(sessions.c.app_name, sessions.c.user_id, sessions.c.id).where(or_(*conditions))
     if app_name is not None:
         query = query.where(sessions.c.app_name == app_name)
     async with engine.connect() as conn:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import abc
 import base64
+import datetime
 import json
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -143,6 +145,42 @@ class AppendOutcome:
     last_update_time: float
     marker: str | None
     duplicate: bool = False
+
+
+def expiry_time(
+    ttl: float | datetime.timedelta | None, expire_time: float | datetime.datetime | None
+) -> float | None:
+    """The Unix time a session expires at, from a ``ttl`` or an ``expire_time``, or None.
+
+    Raises:
+        ValueError: Both are given, the ttl is not positive, or the time is naive or past.
+        TypeError: A value of another type.
+    """
+    if ttl is not None and expire_time is not None:
+        raise ValueError("Cannot specify both 'ttl' and 'expire_time' simultaneously.")
+    if ttl is not None:
+        seconds = ttl.total_seconds() if isinstance(ttl, datetime.timedelta) else ttl
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise TypeError(f"ttl must be seconds or a timedelta, got {type(ttl).__name__}.")
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}.")
+        return time.time() + seconds
+    if expire_time is None:
+        return None
+    if isinstance(expire_time, datetime.datetime):
+        if expire_time.tzinfo is None:
+            raise ValueError("expire_time must be timezone-aware (e.g. in UTC).")
+        stamp = expire_time.timestamp()
+    elif isinstance(expire_time, (int, float)) and not isinstance(expire_time, bool):
+        stamp = float(expire_time)
+    else:
+        raise TypeError(
+            f"expire_time must be Unix seconds or an aware datetime, not "
+            f"{type(expire_time).__name__}."
+        )
+    if not math.isfinite(stamp) or stamp <= time.time():
+        raise ValueError(f"expire_time must be in the future, got {expire_time!r}.")
+    return stamp
 
 
 def _is_temp(key: object) -> bool:
@@ -311,6 +349,8 @@ class BaseSessionService(abc.ABC):
         state: dict[str, Any] | None = None,
         session_id: str | None = None,
         exist_ok: bool = True,
+        ttl: float | datetime.timedelta | None = None,
+        expire_time: float | datetime.datetime | None = None,
     ) -> Session:
         """Creates a session, or resumes the one with ``session_id``.
 
@@ -323,6 +363,10 @@ class BaseSessionService(abc.ABC):
             session_id: The id to use; a uuid4 string when None.
             exist_ok: When False, an existing ``session_id`` raises `AlreadyExistsError`
                 (google-adk's behaviour) instead of resuming it.
+            ttl: Seconds (or a timedelta) after which the session expires: it is then gone
+                for every read and append, and ``openadk sessions prune --expired`` deletes it.
+                Given when resuming, it sets a new expiry.
+            expire_time: The same as an absolute time (Unix seconds or an aware datetime).
 
         Returns:
             The session with merged state (and, when resumed, its events).
@@ -338,6 +382,7 @@ class BaseSessionService(abc.ABC):
             check_key(session_id, "session_id")
         if state is not None and not isinstance(state, Mapping):
             raise TypeError(f"state must be a dict or None, got {type(state).__name__}.")
+        expires = expiry_time(ttl, expire_time)
         scoped = ScopedDelta.split(state or {}, "state")
         return await self._create_session(
             app_name=app_name,
@@ -345,6 +390,7 @@ class BaseSessionService(abc.ABC):
             session_id=session_id,
             state=scoped,
             exist_ok=exist_ok,
+            expire_time=expires,
         )
 
     async def get_session(
@@ -605,6 +651,7 @@ class BaseSessionService(abc.ABC):
         session_id: str | None,
         state: ScopedDelta,
         exist_ok: bool,
+        expire_time: float | None = None,
     ) -> Session:
         """Creates or resumes a session; arguments are already checked.
 
@@ -612,7 +659,9 @@ class BaseSessionService(abc.ABC):
         merge ``state`` into it (a new revision only if ``state`` is non-empty) and return it with
         its events; without, raise ``AlreadyExistsError(f"Session with id {id} already
         exists.")``. App and user parts of ``state`` update the shared scopes either way. Two
-        concurrent creates of one id yield one session.
+        concurrent creates of one id yield one session. ``expire_time`` (Unix seconds), when
+        given, is the session's new expiry; an expired session counts as missing everywhere and
+        creating its id again starts a new session.
         """
 
     @abc.abstractmethod

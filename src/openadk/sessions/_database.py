@@ -62,6 +62,7 @@ from openadk.sessions._schema import (
     from_db_time,
     internal_metadata,
     metadata,
+    session_expiry,
     sessions,
     to_db_time,
     user_states,
@@ -520,6 +521,7 @@ class DatabaseSessionService(BaseSessionService):
         session_id: str | None,
         state: ScopedDelta,
         exist_ok: bool,
+        expire_time: float | None = None,
     ) -> Session:
         for part in (state.session, state.app, state.user):
             _check_storable(part, "state")
@@ -535,6 +537,7 @@ class DatabaseSessionService(BaseSessionService):
             )
             existing = None
             if session_id is not None:
+                await self._purge_if_expired(conn, app_name, user_id, new_id, now)
                 existing = (
                     await conn.execute(select(sessions.c.state, sessions.c.update_time).where(*key))
                 ).first()
@@ -570,6 +573,8 @@ class DatabaseSessionService(BaseSessionService):
                         .values(state=own_state, update_time=update_time)
                     )
                 stored_events = await self._read_events(conn, app_name, user_id, new_id, None)
+            if expire_time is not None:
+                await self._set_expiry(conn, app_name, user_id, new_id, expire_time)
             await self._apply_scopes(conn, app_name, user_id, state, now)
             app_state, user_state = await self._read_scopes(conn, app_name, user_id)
             return self._session(
@@ -593,6 +598,60 @@ class DatabaseSessionService(BaseSessionService):
                         f"create_session failed on {self._url}: {error.orig}"
                     ) from error
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _purge_if_expired(
+        self,
+        conn: AsyncConnection,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        now: datetime.datetime,
+    ) -> None:
+        """Deletes the session if it has expired, so its id starts a new session."""
+        key = _expiry_key(app_name, user_id, session_id)
+        found = (
+            await conn.execute(
+                select(session_expiry.c.session_id).where(*key, session_expiry.c.expire_time <= now)
+            )
+        ).first()
+        if found is None:
+            return
+        await conn.execute(delete(session_expiry).where(*key))
+        await conn.execute(
+            delete(events).where(
+                events.c.app_name == app_name,
+                events.c.user_id == user_id,
+                events.c.session_id == session_id,
+            )
+        )
+        await conn.execute(
+            delete(sessions).where(
+                sessions.c.app_name == app_name,
+                sessions.c.user_id == user_id,
+                sessions.c.id == session_id,
+            )
+        )
+        if self._event_cache is not None:
+            self._event_cache.drop((app_name, user_id, session_id))
+
+    async def _set_expiry(
+        self,
+        conn: AsyncConnection,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        expire_time: float,
+    ) -> None:
+        key = _expiry_key(app_name, user_id, session_id)
+        await conn.execute(delete(session_expiry).where(*key))
+        await conn.execute(
+            session_expiry.insert().values(
+                app_name=app_name,
+                user_id=user_id,
+                session_id=session_id,
+                expire_time=self._db_time(expire_time),
+            )
+        )
 
     def _session(
         self,
@@ -640,6 +699,7 @@ class DatabaseSessionService(BaseSessionService):
                         sessions.c.app_name == app_name,
                         sessions.c.user_id == user_id,
                         sessions.c.id == session_id,
+                        _live(self._db_time(time.time())),
                     )
                 )
             ).first()
@@ -673,7 +733,7 @@ class DatabaseSessionService(BaseSessionService):
         async def body(conn: AsyncConnection) -> ListSessionsResponse:
             query = select(
                 sessions.c.user_id, sessions.c.id, sessions.c.state, sessions.c.update_time
-            ).where(sessions.c.app_name == app_name)
+            ).where(sessions.c.app_name == app_name, _live(self._db_time(time.time())))
             if user_id is not None:
                 query = query.where(sessions.c.user_id == user_id)
             if after is not None:
@@ -744,6 +804,7 @@ class DatabaseSessionService(BaseSessionService):
                         sessions.c.app_name == app_name,
                         sessions.c.user_id == user_id,
                         sessions.c.id == session_id,
+                        _live(self._db_time(time.time())),
                     )
                 )
             ).first()
@@ -777,6 +838,9 @@ class DatabaseSessionService(BaseSessionService):
 
     async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         async def body(conn: AsyncConnection) -> None:
+            await conn.execute(
+                delete(session_expiry).where(*_expiry_key(app_name, user_id, session_id))
+            )
             await conn.execute(
                 delete(events).where(
                     events.c.app_name == app_name,
@@ -846,6 +910,11 @@ class DatabaseSessionService(BaseSessionService):
                 ).all()
             ]
             await conn.execute(
+                delete(session_expiry).where(
+                    session_expiry.c.app_name == app_name, session_expiry.c.user_id == user_id
+                )
+            )
+            await conn.execute(
                 delete(events).where(events.c.app_name == app_name, events.c.user_id == user_id)
             )
             await conn.execute(
@@ -907,7 +976,12 @@ class DatabaseSessionService(BaseSessionService):
             if plan.scoped.session:
                 columns.append(sessions.c.state)
             row = (
-                await conn.execute(_dialects.lock_rows(self._dialect, select(*columns).where(*key)))
+                await conn.execute(
+                    _dialects.lock_rows(
+                        self._dialect,
+                        select(*columns).where(*key, _live(self._db_time(time.time()))),
+                    )
+                )
             ).first()
             if row is None:
                 raise SessionNotFoundError(f"Session {session_id} not found.")
@@ -1032,6 +1106,28 @@ class _EventCache:
     def drop_user(self, app_name: str, user_id: str) -> None:
         for key in [k for k in self._sessions if k[0] == app_name and k[1] == user_id]:
             self.drop(key)
+
+
+def _expiry_key(app_name: str, user_id: str, session_id: str) -> tuple[Any, ...]:
+    return (
+        session_expiry.c.app_name == app_name,
+        session_expiry.c.user_id == user_id,
+        session_expiry.c.session_id == session_id,
+    )
+
+
+def _live(now: datetime.datetime) -> Any:
+    """Sessions that have not expired (no expiry row, or one in the future)."""
+    return ~(
+        select(session_expiry.c.session_id)
+        .where(
+            session_expiry.c.app_name == sessions.c.app_name,
+            session_expiry.c.user_id == sessions.c.user_id,
+            session_expiry.c.session_id == sessions.c.id,
+            session_expiry.c.expire_time <= now,
+        )
+        .exists()
+    )
 
 
 def _next_time(requested: float, last: datetime.datetime) -> tuple[float, datetime.datetime]:

@@ -50,10 +50,15 @@ class _Stored:
     events: list[Event] = field(default_factory=list)
     timestamps: list[float] = field(default_factory=list)
     by_id: dict[str, Event] = field(default_factory=dict)
+    expire_time: float | None = None
 
     @property
     def marker(self) -> str:
         return str(self.revision)
+
+
+def _expired(stored: _Stored) -> bool:
+    return stored.expire_time is not None and stored.expire_time <= time.time()
 
 
 class InMemorySessionService(BaseSessionService):
@@ -80,7 +85,12 @@ class InMemorySessionService(BaseSessionService):
         self._user_state: dict[str, dict[str, dict[str, Any]]] = {}
 
     def _find(self, app_name: str, user_id: str, session_id: str) -> _Stored | None:
-        return self._sessions.get(app_name, {}).get(user_id, {}).get(session_id)
+        stored = self._sessions.get(app_name, {}).get(user_id, {}).get(session_id)
+        if stored is not None and _expired(stored):
+            # An expired session is gone: drop it on sight.
+            del self._sessions[app_name][user_id][session_id]
+            return None
+        return stored
 
     def _apply_shared(self, app_name: str, user_id: str, scoped: ScopedDelta) -> None:
         if scoped.app:
@@ -112,6 +122,7 @@ class InMemorySessionService(BaseSessionService):
         session_id: str | None,
         state: ScopedDelta,
         exist_ok: bool,
+        expire_time: float | None = None,
     ) -> Session:
         if session_id is None:
             session_id = str(uuid.uuid4())
@@ -132,6 +143,8 @@ class InMemorySessionService(BaseSessionService):
             stored.state.update(copy_json(state.session))
             stored.revision += 1
             stored.last_update_time = max(now, stored.last_update_time)
+        if expire_time is not None:
+            stored.expire_time = expire_time
         self._apply_shared(app_name, user_id, state)
         return self._to_session(stored, list(stored.events))
 
@@ -167,7 +180,7 @@ class InMemorySessionService(BaseSessionService):
         if user_id is not None:
             users = {user_id: users[user_id]} if user_id in users else {}
         stored = sorted(
-            (s for by_id in users.values() for s in by_id.values()),
+            (s for by_id in users.values() for s in by_id.values() if not _expired(s)),
             key=lambda s: (s.last_update_time, s.user_id, s.id),
         )
         if after is not None:

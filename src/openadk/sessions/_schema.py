@@ -34,6 +34,7 @@ __all__ = [
     "from_db_time",
     "internal_metadata",
     "metadata",
+    "session_expiry",
     "sessions",
     "to_db_time",
     "user_states",
@@ -166,4 +167,21 @@ Index(
     events.c.session_id,
     events.c.timestamp.desc(),
     events.c.id.desc(),
+)
+
+
+# openadk's own table (google-adk ignores it): when a session expires. Sessions without a row
+# never expire. Deleting the session deletes its row.
+session_expiry = Table(
+    "openadk_session_expiry",
+    metadata,
+    Column("app_name", String(KEY), primary_key=True),
+    Column("user_id", String(KEY), primary_key=True),
+    Column("session_id", String(KEY), primary_key=True),
+    Column("expire_time", Timestamp(), nullable=False),
+    ForeignKeyConstraint(
+        ["app_name", "user_id", "session_id"],
+        ["sessions.app_name", "sessions.user_id", "sessions.id"],
+        ondelete="CASCADE",
+    ),
 )

@@ -378,6 +378,8 @@ def _create_options(kwargs: Mapping[str, Any]) -> dict[str, Any]:
                 if value.tzinfo is None:
                     raise ValueError("expire_time must be timezone-aware.")
                 value = format_time(value.timestamp())
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = format_time(float(value))
             options["expireTime"] = value
         elif key == "display_name":
             options["displayName"] = value
@@ -828,6 +830,7 @@ class VertexAiSessionService(BaseSessionService):
         session_id: str | None,
         state: ScopedDelta,
         exist_ok: bool,
+        expire_time: float | None = None,
     ) -> Session:
         engine = self._engine_id(app_name)
         short = None if session_id is None else self._short_id(session_id, engine)

@@ -313,6 +313,30 @@ class SessionServiceContract:
                 app_name=app, user_id=user, session_id="missing", keep_last_events=1
             )
 
+    async def test_expired_sessions_are_gone(self, service: BaseSessionService) -> None:
+        app, user = _ids()
+        short = await service.create_session(
+            app_name=app, user_id=user, session_id="short", ttl=1.0, state={"k": 1}
+        )
+        long = await service.create_session(app_name=app, user_id=user, ttl=3600)
+        forever = await service.create_session(app_name=app, user_id=user)
+        await service.append_event(short, _text_event("before expiry"))
+        assert await service.get_session(app_name=app, user_id=user, session_id="short")
+        await asyncio.sleep(1.2)
+        assert await service.get_session(app_name=app, user_id=user, session_id="short") is None
+        listed = {s.id for s in (await service.list_sessions(app_name=app)).sessions}
+        assert listed == {long.id, forever.id}
+        with pytest.raises(SessionNotFoundError):
+            await service.append_event(short, _text_event("after expiry"))
+        again = await service.create_session(app_name=app, user_id=user, session_id="short")
+        assert again.events == [] and again.state == {}
+        with pytest.raises(ValueError, match="both 'ttl' and 'expire_time'"):
+            await service.create_session(app_name=app, user_id=user, ttl=5, expire_time=1e12)
+        with pytest.raises(ValueError, match="positive"):
+            await service.create_session(app_name=app, user_id=user, ttl=0)
+        with pytest.raises(ValueError, match="future"):
+            await service.create_session(app_name=app, user_id=user, expire_time=time.time() - 5)
+
     async def test_append_to_missing_session_raises(self, service: BaseSessionService) -> None:
         app, user = _ids()
         ghost = Session(id="ghost", app_name=app, user_id=user)
