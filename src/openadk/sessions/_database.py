@@ -616,7 +616,15 @@ class DatabaseSessionService(BaseSessionService):
         ).first()
         if found is None:
             return
-        await conn.execute(delete(session_expiry).where(*key))
+        await self._delete_rows(conn, app_name, user_id, session_id)
+
+    async def _delete_rows(
+        self, conn: AsyncConnection, app_name: str, user_id: str, session_id: str
+    ) -> None:
+        """Deletes a session's expiry, events and row (explicitly: no reliance on cascades)."""
+        await conn.execute(
+            delete(session_expiry).where(*_expiry_key(app_name, user_id, session_id))
+        )
         await conn.execute(
             delete(events).where(
                 events.c.app_name == app_name,
@@ -838,27 +846,9 @@ class DatabaseSessionService(BaseSessionService):
 
     async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         async def body(conn: AsyncConnection) -> None:
-            await conn.execute(
-                delete(session_expiry).where(*_expiry_key(app_name, user_id, session_id))
-            )
-            await conn.execute(
-                delete(events).where(
-                    events.c.app_name == app_name,
-                    events.c.user_id == user_id,
-                    events.c.session_id == session_id,
-                )
-            )
-            await conn.execute(
-                delete(sessions).where(
-                    sessions.c.app_name == app_name,
-                    sessions.c.user_id == user_id,
-                    sessions.c.id == session_id,
-                )
-            )
+            await self._delete_rows(conn, app_name, user_id, session_id)
 
         await self._run("delete_session", True, body)
-        if self._event_cache is not None:
-            self._event_cache.drop((app_name, user_id, session_id))
 
     async def _trim_events(
         self, *, app_name: str, user_id: str, session_id: str, keep_last_events: int
