@@ -907,6 +907,12 @@ class VertexAiSessionService(BaseSessionService):
             )
         return session
 
+    async def _session_name(self, app_name: str, session_id: str) -> tuple[str, str]:
+        """The session's short id and its full resource name under the app's engine."""
+        engine = self._engine_id(app_name)
+        short = self._short_id(session_id, engine)
+        return short, f"{await self._parent(engine)}/sessions/{short}"
+
     async def _get_session(
         self,
         *,
@@ -915,9 +921,7 @@ class VertexAiSessionService(BaseSessionService):
         session_id: str,
         config: GetSessionConfig | None,
     ) -> Session | None:
-        engine = self._engine_id(app_name)
-        short = self._short_id(session_id, engine)
-        name = f"{await self._parent(engine)}/sessions/{short}"
+        short, name = await self._session_name(app_name, session_id)
         headers = self._user_headers(user_id)
         # The session first, then its events: a handle is never newer than its events, so a
         # stale-handle check can only err on the safe side.
@@ -1029,9 +1033,7 @@ class VertexAiSessionService(BaseSessionService):
         limit: int | None,
         after: EventKey | None,
     ) -> ListEventsResponse:
-        engine = self._engine_id(app_name)
-        short = self._short_id(session_id, engine)
-        name = f"{await self._parent(engine)}/sessions/{short}"
+        short, name = await self._session_name(app_name, session_id)
         headers = self._user_headers(user_id)
         if not self._openadk_server:
             # Check existence and owner as get_session does (this also tells an openadk server).
@@ -1082,9 +1084,7 @@ class VertexAiSessionService(BaseSessionService):
                 params["pageSize"] = min(limit - len(collected), _EVENT_PAGE)
 
     async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
-        engine = self._engine_id(app_name)
-        short = self._short_id(session_id, engine)
-        name = f"{await self._parent(engine)}/sessions/{short}"
+        short, name = await self._session_name(app_name, session_id)
         headers = self._user_headers(user_id)
         response = await self._call("GET", name, headers=headers)
         if response.status_code == 404:
@@ -1124,9 +1124,7 @@ class VertexAiSessionService(BaseSessionService):
     async def _append_event(
         self, session: Session, event: Event, plan: AppendPlan
     ) -> AppendOutcome:
-        engine = self._engine_id(session.app_name)
-        short = self._short_id(session.id, engine)
-        name = f"{await self._parent(engine)}/sessions/{short}"
+        short, name = await self._session_name(session.app_name, session.id)
         body = event_to_api(plan.stored_event(event, event.timestamp))
         headers = self._user_headers(session.user_id)
         if self._self_hosted and self._on_stale == "error":
