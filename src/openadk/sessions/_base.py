@@ -8,7 +8,7 @@ import datetime
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
@@ -148,9 +148,13 @@ class AppendOutcome:
 
 
 def expiry_time(
-    ttl: float | datetime.timedelta | None, expire_time: float | datetime.datetime | None
+    ttl: float | datetime.timedelta | None,
+    expire_time: float | datetime.datetime | None,
+    now: float,
 ) -> float | None:
     """The Unix time a session expires at, from a ``ttl`` or an ``expire_time``, or None.
+
+    ``now`` is the service's clock reading: a ttl counts from it, an expire_time must be after it.
 
     Raises:
         ValueError: Both are given, the ttl is not positive, or the time is naive or past.
@@ -164,7 +168,7 @@ def expiry_time(
             raise TypeError(f"ttl must be seconds or a timedelta, got {type(ttl).__name__}.")
         if not math.isfinite(seconds) or seconds <= 0:
             raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}.")
-        return time.time() + seconds
+        return now + seconds
     if expire_time is None:
         return None
     if isinstance(expire_time, datetime.datetime):
@@ -178,7 +182,7 @@ def expiry_time(
             f"expire_time must be Unix seconds or an aware datetime, not "
             f"{type(expire_time).__name__}."
         )
-    if not math.isfinite(stamp) or stamp <= time.time():
+    if not math.isfinite(stamp) or stamp <= now:
         raise ValueError(f"expire_time must be in the future, got {expire_time!r}.")
     return stamp
 
@@ -325,19 +329,28 @@ class BaseSessionService(abc.ABC):
     Every service is an async context manager; leaving the block calls `close`.
     """
 
-    def __init__(self, *, on_stale: OnStale = "error") -> None:
+    def __init__(
+        self, *, on_stale: OnStale = "error", clock: Callable[[], float] = time.time
+    ) -> None:
         """Initializes shared settings.
 
         Args:
             on_stale: ``"error"`` (default) raises `StaleSessionError` when a handle is older than
                 storage; ``"merge"`` appends the event on top of the latest stored state.
+            clock: Returns the current Unix time in seconds. Session expiry (``ttl``,
+                ``expire_time``) is measured with it; event and update timestamps are not. Tests
+                pass a clock they can move forward instead of sleeping.
 
         Raises:
             ValueError: ``on_stale`` is not one of the two values.
+            TypeError: ``clock`` is not callable.
         """
         if on_stale not in ("error", "merge"):
             raise ValueError(f"on_stale must be 'error' or 'merge', got {on_stale!r}.")
+        if not callable(clock):
+            raise TypeError(f"clock must be a function returning Unix seconds, got {clock!r}.")
         self._on_stale: OnStale = on_stale
+        self._clock = clock
 
     # Public API --------------------------------------------------------------------------------
 
@@ -382,7 +395,7 @@ class BaseSessionService(abc.ABC):
             check_key(session_id, "session_id")
         if state is not None and not isinstance(state, Mapping):
             raise TypeError(f"state must be a dict or None, got {type(state).__name__}.")
-        expires = expiry_time(ttl, expire_time)
+        expires = expiry_time(ttl, expire_time, self._clock())
         scoped = ScopedDelta.split(state or {}, "state")
         return await self._create_session(
             app_name=app_name,

@@ -130,6 +130,7 @@ class DatabaseSessionService(BaseSessionService):
         sqlite_busy_timeout: float = 30.0,
         event_cache_size: int = 50_000,
         auto_upgrade: bool = False,
+        clock: Callable[[], float] = time.time,
         **engine_kwargs: Any,
     ) -> None:
         """Creates the service; no connection is made until the first call.
@@ -155,6 +156,8 @@ class DatabaseSessionService(BaseSessionService):
                 or an older openadk revision), upgrade it in place on first use. When False
                 (the default) such a database is refused with the ``openadk db upgrade``
                 command to run. New databases are created either way.
+            clock: Returns the current Unix time; session expiry is measured with it (event and
+                update times are not). Tests move it instead of sleeping.
             **engine_kwargs: Passed to ``create_async_engine`` (``pool_size``, ``max_overflow``,
                 ``pool_timeout``, ``pool_recycle``, ``echo``, ...).
 
@@ -162,7 +165,7 @@ class DatabaseSessionService(BaseSessionService):
             ValueError: Not exactly one of ``db_url``/``db_engine``, or a bad URL or missing
                 driver (the message says what to install).
         """
-        super().__init__(on_stale=on_stale)
+        super().__init__(on_stale=on_stale, clock=clock)
         if (db_url is None) == (db_engine is None):
             raise ValueError("Exactly one of 'db_url' or 'db_engine' must be provided.")
         if sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
@@ -537,7 +540,9 @@ class DatabaseSessionService(BaseSessionService):
             )
             existing = None
             if session_id is not None:
-                await self._purge_if_expired(conn, app_name, user_id, new_id, now)
+                await self._purge_if_expired(
+                    conn, app_name, user_id, new_id, self._db_time(self._clock())
+                )
                 existing = (
                     await conn.execute(select(sessions.c.state, sessions.c.update_time).where(*key))
                 ).first()
@@ -707,7 +712,7 @@ class DatabaseSessionService(BaseSessionService):
                         sessions.c.app_name == app_name,
                         sessions.c.user_id == user_id,
                         sessions.c.id == session_id,
-                        _live(self._db_time(time.time())),
+                        _live(self._db_time(self._clock())),
                     )
                 )
             ).first()
@@ -741,7 +746,7 @@ class DatabaseSessionService(BaseSessionService):
         async def body(conn: AsyncConnection) -> ListSessionsResponse:
             query = select(
                 sessions.c.user_id, sessions.c.id, sessions.c.state, sessions.c.update_time
-            ).where(sessions.c.app_name == app_name, _live(self._db_time(time.time())))
+            ).where(sessions.c.app_name == app_name, _live(self._db_time(self._clock())))
             if user_id is not None:
                 query = query.where(sessions.c.user_id == user_id)
             if after is not None:
@@ -812,7 +817,7 @@ class DatabaseSessionService(BaseSessionService):
                         sessions.c.app_name == app_name,
                         sessions.c.user_id == user_id,
                         sessions.c.id == session_id,
-                        _live(self._db_time(time.time())),
+                        _live(self._db_time(self._clock())),
                     )
                 )
             ).first()
@@ -969,7 +974,7 @@ class DatabaseSessionService(BaseSessionService):
                 await conn.execute(
                     _dialects.lock_rows(
                         self._dialect,
-                        select(*columns).where(*key, _live(self._db_time(time.time()))),
+                        select(*columns).where(*key, _live(self._db_time(self._clock()))),
                     )
                 )
             ).first()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,8 +58,8 @@ class _Stored:
         return str(self.revision)
 
 
-def _expired(stored: _Stored) -> bool:
-    return stored.expire_time is not None and stored.expire_time <= time.time()
+def _expired(stored: _Stored, now: float) -> bool:
+    return stored.expire_time is not None and stored.expire_time <= now
 
 
 class InMemorySessionService(BaseSessionService):
@@ -72,21 +73,25 @@ class InMemorySessionService(BaseSessionService):
     Meant for one event loop in one process; it is not thread-safe.
     """
 
-    def __init__(self, *, on_stale: OnStale = "error") -> None:
+    def __init__(
+        self, *, on_stale: OnStale = "error", clock: Callable[[], float] = time.time
+    ) -> None:
         """Creates an empty store.
 
         Args:
             on_stale: ``"error"`` raises `StaleSessionError` for a stale handle; ``"merge"``
                 appends on top of the latest state.
+            clock: Returns the current Unix time; session expiry is measured with it (tests
+                move it instead of sleeping).
         """
-        super().__init__(on_stale=on_stale)
+        super().__init__(on_stale=on_stale, clock=clock)
         self._sessions: dict[str, dict[str, dict[str, _Stored]]] = {}
         self._app_state: dict[str, dict[str, Any]] = {}
         self._user_state: dict[str, dict[str, dict[str, Any]]] = {}
 
     def _find(self, app_name: str, user_id: str, session_id: str) -> _Stored | None:
         stored = self._sessions.get(app_name, {}).get(user_id, {}).get(session_id)
-        if stored is not None and _expired(stored):
+        if stored is not None and _expired(stored, self._clock()):
             # An expired session is gone: drop it on sight.
             del self._sessions[app_name][user_id][session_id]
             return None
@@ -179,8 +184,9 @@ class InMemorySessionService(BaseSessionService):
         users = self._sessions.get(app_name, {})
         if user_id is not None:
             users = {user_id: users[user_id]} if user_id in users else {}
+        now = self._clock()
         stored = sorted(
-            (s for by_id in users.values() for s in by_id.values() if not _expired(s)),
+            (s for by_id in users.values() for s in by_id.values() if not _expired(s, now)),
             key=lambda s: (s.last_update_time, s.user_id, s.id),
         )
         if after is not None:
