@@ -1,8 +1,10 @@
 """The registry of backends the contract suite runs on.
 
 Each entry names a backend, makes a fresh service on it, and lists its known gaps: contract
-tests expected to fail on that backend, with the reason. Gaps are strict xfails, so a backend
-that starts passing one forces the entry's removal.
+tests expected to fail on that backend, with the exception (type and message) they fail with and
+the reason. Gaps are strict xfails with ``raises=``, and conftest.py also checks the message: a
+backend that starts passing one forces the entry's removal, and a gap test failing any other way
+(a database down, a different bug) is a failure, not an expected one.
 
 Database URLs come from the environment (``OPENADK_TEST_POSTGRES``, ``OPENADK_TEST_MYSQL``), with
 defaults for the servers `.ci/services.sh` starts on this machine.
@@ -24,11 +26,21 @@ SQLITE_DIR = tempfile.mkdtemp(prefix="openadk-contract-")
 
 
 @dataclass(frozen=True)
+class Gap:
+    """How and why a contract test fails on a backend."""
+
+    raises: type[BaseException]
+    match: str
+    """A regular expression the exception's message must contain (``re.search``)."""
+    reason: str
+
+
+@dataclass(frozen=True)
 class Backend:
     name: str
     make: Callable[..., Awaitable[BaseSessionService]]
-    known_gaps: dict[str, str] = field(default_factory=dict)
-    """Contract test name -> why this backend fails it."""
+    known_gaps: dict[str, Gap] = field(default_factory=dict)
+    """Contract test name -> how and why this backend fails it."""
 
 
 async def _memory(**kwargs: Any) -> BaseSessionService:
@@ -57,7 +69,7 @@ async def _sqlite_sync_engine(**kwargs: Any) -> BaseSessionService:
 
 
 def _vertex_over(
-    store: Callable[[], Awaitable[BaseSessionService]],
+    store: Callable[..., Awaitable[BaseSessionService]],
 ) -> Callable[..., Awaitable[BaseSessionService]]:
     """VertexAiSessionService talking, in process, to openadk's server backed by ``store``."""
 
@@ -67,7 +79,9 @@ def _vertex_over(
         from openadk.server import create_app
         from openadk.sessions import VertexAiSessionService
 
-        backing = await store()
+        # The server's store keeps and checks expiry, so the store gets the clock.
+        clock = kwargs.pop("clock", None)
+        backing = await store(**({} if clock is None else {"clock": clock}))
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(backing)))
 
         class Client(VertexAiSessionService):
@@ -83,9 +97,17 @@ def _vertex_over(
 
 async def _vertex_over_socket(**kwargs: Any) -> BaseSessionService:
     """VertexAiSessionService talking over TCP to a started `openadk serve` on PostgreSQL."""
+    import pytest
+
     from openadk.sessions import VertexAiSessionService
     from tests.vertex.serving import POSTGRES_URL, shared_server
 
+    if "clock" in kwargs:
+        pytest.skip(
+            "the server is another process, whose clock cannot be moved; "
+            "tests/vertex/test_real_socket.py::test_expiry_over_a_socket checks expiry over a "
+            "socket by moving the stored expiry instead"
+        )
     served = shared_server(POSTGRES_URL, api_key="contract-key")
     return VertexAiSessionService(
         api_endpoint=served.url, express_mode_api_key="contract-key", **kwargs
@@ -93,23 +115,31 @@ async def _vertex_over_socket(**kwargs: Any) -> BaseSessionService:
 
 
 _VERTEX_GAPS = {
-    "test_create_uses_given_id_verbatim": (
+    "test_create_uses_given_id_verbatim": Gap(
+        ValueError,
+        r"^Invalid session_id '.*': must match \^\[A-Za-z0-9_-\]\+\$\.$",
         "The REST API's session ids are [a-z0-9-] (up to 63, the server's create rule) and "
         "google-adk's client allows only [A-Za-z0-9_-]: ids with spaces, quotes, non-ASCII "
-        "letters or 128 characters are refused with ValueError."
+        "letters or 128 characters are refused with ValueError.",
     ),
-    "test_unknown_session_get_is_none_and_delete_is_silent": (
+    "test_unknown_session_get_is_none_and_delete_is_silent": Gap(
+        ValueError,
+        r"^Session \S+ does not belong to user other\.$",
         "REST session ids are unique per reasoning engine, not per user: like google-adk's "
         "Vertex client, get_session of another user's session raises ValueError('Session X "
-        "does not belong to user Y.') instead of returning None."
+        "does not belong to user Y.') instead of returning None.",
     ),
-    "test_delete_user_erases_sessions_events_and_user_state": (
+    "test_delete_user_erases_sessions_events_and_user_state": Gap(
+        AssertionError,
+        r"^delete_user left the user's state: \{'email': 'a@example.invalid'\}$",
         "The Sessions REST API cannot delete a user's state: delete_user removes the user's "
-        "sessions and events, and the user: keys stay on the server."
+        "sessions and events, and the user: keys stay on the server.",
     ),
-    "test_trim_events_keeps_the_last_and_never_splits_an_invocation": (
+    "test_trim_events_keeps_the_last_and_never_splits_an_invocation": Gap(
+        NotImplementedError,
+        r"does not support trimming events\.$",
         "The Sessions REST API has no call that deletes events: trim_events raises "
-        "NotImplementedError on the REST client (trim on the server's own database instead)."
+        "NotImplementedError on the REST client (trim on the server's own database instead).",
     ),
 }
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 
-from openadk.sessions import DatabaseSessionService
+from openadk.errors import SessionNotFoundError
+from openadk.events import Event
+from openadk.sessions import DatabaseSessionService, VertexAiSessionService
+from openadk.sessions._schema import session_expiry, to_db_time
 from tests.vertex.serving import POSTGRES_URL, Served, free_port, start_server
 
 API_KEY = "socket-test-key"
@@ -95,6 +101,43 @@ async def test_three_processes_share_a_session_through_postgres(server: Served) 
         "from the creator",
         "from the appender",
     ]
+
+
+@pytest.mark.asyncio
+async def test_expiry_over_a_socket(server: Served) -> None:
+    # The server is another process, so its clock cannot be moved (the contract's expiry test
+    # moves the clock of in-process servers): the stored expiry is moved into the past instead.
+    app = f"app-{uuid.uuid4().hex[:10]}"
+    short, long = f"short-{uuid.uuid4().hex[:10]}", f"long-{uuid.uuid4().hex[:10]}"
+    async with (
+        VertexAiSessionService(api_endpoint=server.url, express_mode_api_key=API_KEY) as client,
+        DatabaseSessionService(POSTGRES_URL) as database,
+    ):
+        before = time.time()
+        created = await client.create_session(
+            app_name=app, user_id="u1", session_id=short, ttl=3600, state={"k": 1}
+        )
+        await client.create_session(app_name=app, user_id="u1", session_id=long, ttl=7200)
+        await client.append_event(created, Event(author="user", invocation_id="e-1"))
+        key = (session_expiry.c.app_name == app, session_expiry.c.session_id == short)
+        async with database.engine.connect() as conn:  # type: ignore[union-attr]
+            stored = (await conn.execute(select(session_expiry.c.expire_time).where(*key))).one()
+            # The ttl reached the server: it expires an hour after the create (a wide margin,
+            # not a timing check: the create took well under 10 minutes).
+            expires = stored.expire_time.replace(tzinfo=datetime.timezone.utc).timestamp()
+            assert before + 3600 <= expires <= time.time() + 3600 + 1
+            assert await client.get_session(app_name=app, user_id="u1", session_id=short)
+            await conn.execute(
+                update(session_expiry).where(*key).values(expire_time=to_db_time(before - 60))
+            )
+            await conn.commit()
+        assert await client.get_session(app_name=app, user_id="u1", session_id=short) is None
+        listed = await client.list_sessions(app_name=app, user_id="u1")
+        assert [s.id for s in listed.sessions] == [long]
+        with pytest.raises(SessionNotFoundError):
+            await client.append_event(created, Event(author="user", invocation_id="e-2"))
+        again = await client.create_session(app_name=app, user_id="u1", session_id=short)
+        assert again.events == [] and again.state == {}
 
 
 def test_requests_without_the_key_are_refused(server: Served) -> None:

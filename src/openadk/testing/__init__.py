@@ -13,6 +13,9 @@ returns an async factory of fresh services on your storage::
                 return MySessionService(url, **kwargs)
             return make
 
+The keyword arguments the suite passes are ``on_stale="merge"`` and ``clock=`` (a function
+returning Unix seconds that the service measures session expiry with).
+
 Needs pytest and pytest-asyncio (``pip install openadk[testing]``). Every test uses fresh uuid4
 app names, so a shared database never needs wiping.
 """

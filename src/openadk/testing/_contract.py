@@ -21,9 +21,31 @@ __all__ = ["ServiceFactory", "SessionServiceContract"]
 
 
 class ServiceFactory(Protocol):
-    """Makes a fresh service on the backend under test; keyword arguments go to its constructor."""
+    """Makes a fresh service on the backend under test; keyword arguments go to its constructor.
+
+    The suite passes ``on_stale="merge"`` and ``clock=`` (a function returning Unix seconds that
+    the service must measure session expiry with, so the expiry test can move time).
+    """
 
     def __call__(self, **kwargs: Any) -> Awaitable[BaseSessionService]: ...
+
+
+class ManualClock:
+    """A clock that stands still until `advance` moves it; starts at the real time.
+
+    The expiry test gives one to the service (``make_service(clock=...)``) so that it can move
+    time forward instead of sleeping.
+    """
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Moves the clock ``seconds`` forward."""
+        self.now += seconds
 
 
 def _ids() -> tuple[str, str]:
@@ -272,7 +294,8 @@ class SessionServiceContract:
         kept = await service.create_session(app_name=app, user_id=other, state={"user:x": 1})
         assert await service.delete_user(app_name=app, user_id=user) == 3
         assert (await service.list_sessions(app_name=app, user_id=user)).sessions == []
-        assert await service.get_user_state(app_name=app, user_id=user) == {}
+        left = await service.get_user_state(app_name=app, user_id=user)
+        assert left == {}, f"delete_user left the user's state: {left}"
         assert await service.get_session(app_name=app, user_id=other, session_id=kept.id)
         fresh = await service.create_session(app_name=app, user_id=user)
         assert fresh.state == {"app:count": 1}
@@ -313,29 +336,39 @@ class SessionServiceContract:
                 app_name=app, user_id=user, session_id="missing", keep_last_events=1
             )
 
-    async def test_expired_sessions_are_gone(self, service: BaseSessionService) -> None:
-        app, user = _ids()
-        short = await service.create_session(
-            app_name=app, user_id=user, session_id="short", ttl=1.0, state={"k": 1}
-        )
-        long = await service.create_session(app_name=app, user_id=user, ttl=3600)
-        forever = await service.create_session(app_name=app, user_id=user)
-        await service.append_event(short, _text_event("before expiry"))
-        assert await service.get_session(app_name=app, user_id=user, session_id="short")
-        await asyncio.sleep(1.2)
-        assert await service.get_session(app_name=app, user_id=user, session_id="short") is None
-        listed = {s.id for s in (await service.list_sessions(app_name=app)).sessions}
-        assert listed == {long.id, forever.id}
-        with pytest.raises(SessionNotFoundError):
-            await service.append_event(short, _text_event("after expiry"))
-        again = await service.create_session(app_name=app, user_id=user, session_id="short")
-        assert again.events == [] and again.state == {}
-        with pytest.raises(ValueError, match="both 'ttl' and 'expire_time'"):
-            await service.create_session(app_name=app, user_id=user, ttl=5, expire_time=1e12)
-        with pytest.raises(ValueError, match="positive"):
-            await service.create_session(app_name=app, user_id=user, ttl=0)
-        with pytest.raises(ValueError, match="future"):
-            await service.create_session(app_name=app, user_id=user, expire_time=time.time() - 5)
+    async def test_expired_sessions_are_gone(self, make_service: ServiceFactory) -> None:
+        # The service measures expiry with this clock: the test moves time, it never sleeps.
+        clock = ManualClock()
+        service = await make_service(clock=clock)
+        try:
+            app, user = _ids()
+            short = await service.create_session(
+                app_name=app, user_id=user, session_id="short", ttl=60, state={"k": 1}
+            )
+            long = await service.create_session(app_name=app, user_id=user, ttl=3600)
+            forever = await service.create_session(app_name=app, user_id=user)
+            await service.append_event(short, _text_event("before expiry"))
+            clock.advance(59)
+            got = await service.get_session(app_name=app, user_id=user, session_id="short")
+            assert got is not None and [e.id for e in got.events] == [e.id for e in short.events]
+            assert got.state == {"k": 1}
+            clock.advance(2)
+            assert await service.get_session(app_name=app, user_id=user, session_id="short") is None
+            listed = {s.id for s in (await service.list_sessions(app_name=app)).sessions}
+            assert listed == {long.id, forever.id}
+            with pytest.raises(SessionNotFoundError):
+                await service.append_event(short, _text_event("after expiry"))
+            again = await service.create_session(app_name=app, user_id=user, session_id="short")
+            assert again.events == [] and again.state == {}
+            with pytest.raises(ValueError, match="both 'ttl' and 'expire_time'"):
+                await service.create_session(app_name=app, user_id=user, ttl=5, expire_time=1e12)
+            with pytest.raises(ValueError, match="positive"):
+                await service.create_session(app_name=app, user_id=user, ttl=0)
+            # Still ahead of the real time, but past for the service's clock.
+            with pytest.raises(ValueError, match="future"):
+                await service.create_session(app_name=app, user_id=user, expire_time=clock() - 5)
+        finally:
+            await service.close()
 
     async def test_append_to_missing_session_raises(self, service: BaseSessionService) -> None:
         app, user = _ids()
