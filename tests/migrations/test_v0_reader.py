@@ -23,7 +23,7 @@ from openadk.sessions._v0 import (
     convert_row,
     load_actions,
 )
-from tests.migrations.conftest import V0_FILE
+from tests.migrations.conftest import EXPECTED, V0_FILE
 
 
 def fixture_actions() -> dict[str, bytes]:
@@ -39,11 +39,19 @@ def pickle_naming(module: str, name: str, args: tuple[Any, ...] = ()) -> bytes:
 
 
 def test_fixture_pickles_load_into_stand_ins() -> None:
+    # What google-adk 2.13 read from each event after its own migration of the same file.
+    expected = {e["id"]: e["actions"] for s in EXPECTED["sessions"] for e in s["events"]}
+    loaded_ids = []
     for event_id, data in fixture_actions().items():
         loaded = load_actions(data)
         assert isinstance(loaded, StandIn), event_id
         assert loaded.qualified_name == "google.adk.events.event_actions.EventActions"
-        assert "state_delta" in actions_fields(loaded) or event_id
+        fields = actions_fields(loaded)
+        assert fields["state_delta"] == expected[event_id]["state_delta"], event_id
+        loaded_ids.append(event_id)
+    assert sorted(loaded_ids) == sorted(expected)
+    # The fixture has deltas to compare, not only empty ones.
+    assert any(expected[i]["state_delta"] for i in loaded_ids)
 
 
 def test_real_values_and_enums_are_rebuilt() -> None:
