@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -13,8 +14,9 @@ from typing import Any
 import pytest
 from google.genai import types
 from sqlalchemy import event as sa_event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from openadk.errors import StaleSessionError, StorageError
 from openadk.events import Event, EventActions
@@ -103,15 +105,30 @@ async def test_synchronous_driver_urls_use_the_async_driver(
 
 
 @pytest.mark.asyncio
-async def test_engine_arguments_pass_through(tmp_path: Path) -> None:
+async def test_engine_arguments_pass_through() -> None:
+    # Seen from the server and from the pool's public counters, not from private attributes.
+    name = f"openadk-tests-{uuid.uuid4().hex[:8]}"
     service = DatabaseSessionService(
-        f"postgresql+asyncpg://{POSTGRES}", pool_size=3, max_overflow=4, pool_recycle=60, echo=False
+        f"postgresql+asyncpg://{POSTGRES}",
+        pool_size=2,
+        max_overflow=1,
+        pool_timeout=0.5,
+        connect_args={"server_settings": {"application_name": name}},
     )
-    pool = service.engine.pool
-    assert pool.size() == 3  # type: ignore[attr-defined]
-    assert pool._max_overflow == 4  # type: ignore[attr-defined]
-    assert pool._recycle == 60
-    await service.close()
+    try:
+        created = await service.create_session(app_name=name, user_id="u")
+        assert await service.get_session(app_name=name, user_id="u", session_id=created.id)
+        engine = service.engine
+        assert isinstance(engine, AsyncEngine)
+        async with contextlib.AsyncExitStack() as held:
+            # pool_size + max_overflow connections, then the pool is exhausted.
+            conns = [await held.enter_async_context(engine.connect()) for _ in range(3)]
+            seen = await conns[0].execute(text("SELECT current_setting('application_name')"))
+            assert seen.scalar() == name
+            with pytest.raises(sa_exc.TimeoutError):
+                await held.enter_async_context(engine.connect())
+    finally:
+        await service.close()
 
 
 @pytest.mark.asyncio
@@ -334,14 +351,20 @@ async def test_sixteen_writers_on_one_session_in_merge_mode(db_url: str) -> None
 
 @pytest.mark.asyncio
 async def test_concurrent_writers_that_reload_on_stale_lose_nothing(db_url: str) -> None:
+    writers, per_writer = 8, 4
     async with DatabaseSessionService(db_url) as service:
         app = f"stale-{uuid.uuid4().hex[:8]}"
         created = await service.create_session(app_name=app, user_id="u")
         stale_errors = 0
+        acked: list[str] = []
+        # Every writer reads the session before any appends, so the first round has contention
+        # for certain: one append wins and the other seven hold stale handles.
+        all_read = asyncio.Barrier(writers)
 
         async def writer(w: int) -> None:
             nonlocal stale_errors
-            for i in range(4):
+            first = True
+            for i in range(per_writer):
                 event = message(f"w{w}-{i}")
                 while True:
                     handle = await service.get_session(
@@ -351,16 +374,22 @@ async def test_concurrent_writers_that_reload_on_stale_lose_nothing(db_url: str)
                         config=GetSessionConfig(num_recent_events=1),
                     )
                     assert handle is not None
+                    if first:
+                        first = False
+                        await all_read.wait()
                     try:
                         await service.append_event(handle, event)
                         break
                     except StaleSessionError:
                         stale_errors += 1
+                acked.append(event.id)
 
-        await asyncio.gather(*(writer(w) for w in range(8)))
+        await asyncio.gather(*(writer(w) for w in range(writers)))
         stored = await service.get_session(app_name=app, user_id="u", session_id=created.id)
-    assert stored is not None and len(stored.events) == 32
-    assert len({e.id for e in stored.events}) == 32
+    assert stale_errors >= writers - 1
+    assert stored is not None
+    assert sorted(e.id for e in stored.events) == sorted(acked)
+    assert len(acked) == len(set(acked)) == writers * per_writer
     logging.getLogger(__name__).info("stale retries: %d", stale_errors)
 
 
