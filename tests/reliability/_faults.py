@@ -47,6 +47,8 @@ from tests.contract.backends import POSTGRES
 from tests.reliability._common import check_sessions, integrity_ok, read_app
 
 USER = "fault-user"
+APPEND_ATTEMPTS = 100
+"""How often a writer tries one append (StorageError, then retry) before reporting a problem."""
 
 
 def _event(event_id: str, i: int, blob: int = 0) -> Event:
@@ -116,10 +118,12 @@ async def _pg_terminate(
         while not stop.is_set():
             event = _event(f"{session_id}-{i:05d}", i)
             counts["attempted"] += 1
-            for _ in range(100):
+            last_error = "none"
+            for _ in range(APPEND_ATTEMPTS):
                 try:
                     await service.append_event(handle, event)
                 except StorageError as error:
+                    last_error = str(error)
                     counts["storage_errors"] += 1
                     messages.add(str(error).split(": ", 1)[0])
                     await asyncio.sleep(0.01)
@@ -127,7 +131,7 @@ async def _pg_terminate(
                 except StaleSessionError:
                     # The append that "failed" had committed: reload and carry on.
                     counts["stale_reloads"] += 1
-                    while True:
+                    for _ in range(APPEND_ATTEMPTS):
                         try:
                             got = await service.get_session(
                                 app_name=app,
@@ -138,7 +142,13 @@ async def _pg_terminate(
                             break
                         except StorageError:
                             counts["storage_errors"] += 1
-                    assert got is not None
+                            await asyncio.sleep(0.01)
+                    else:
+                        raw.append(f"{session_id}: reloading after a stale append never succeeded")
+                        return
+                    if got is None:
+                        raw.append(f"{session_id}: the session is gone after a stale append")
+                        return
                     handle = got
                     continue
                 except Exception as error:
@@ -149,6 +159,13 @@ async def _pg_terminate(
                 acks[event.id] = session_id
                 counts["acknowledged"] += 1
                 break
+            else:
+                # Giving up drops the event: that is a problem to report, not a quiet end.
+                raw.append(
+                    f"{session_id}: append of {event.id} gave up after {APPEND_ATTEMPTS} "
+                    f"attempts; last error: {last_error}"
+                )
+                return
             i += 1
 
     async def reader() -> None:

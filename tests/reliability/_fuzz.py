@@ -20,7 +20,10 @@ import argparse
 import asyncio
 import datetime
 import decimal
+import hashlib
 import json
+import random
+import re
 import reprlib
 import sys
 import tempfile
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as with_seed
 from hypothesis import strategies as st
 from hypothesis.errors import HypothesisWarning
 from sqlalchemy import delete, select
@@ -320,6 +324,7 @@ class Fuzzer:
         self.by_operation: Counter[str] = Counter()
         self.disagreements: Counter[str] = Counter()
         self.problems: list[str] = []
+        self.drawn = hashlib.sha256()
 
     def close(self) -> None:
         for service in self.services.values():
@@ -333,6 +338,10 @@ class Fuzzer:
     def check(self, prefix: str, operation: str, args: dict[str, Any]) -> None:
         self.examples += 1
         self.by_operation[operation] += 1
+        # A fingerprint of the drawn calls without this run's prefix or object addresses, so a
+        # replay from the same seed can be seen to draw the same calls.
+        drawn = re.sub(r"0x[0-9a-f]+", "", f"{operation} {_short(_rename(args, prefix, ''))}")
+        self.drawn.update(drawn.encode("utf-8", "surrogatepass"))
         # Backends on one server get their own app names, so one's writes are not another's.
         results = {
             name: self.loop.run_until_complete(
@@ -493,7 +502,12 @@ def _short(args: dict[str, Any]) -> str:
 def fuzz(
     examples: int = 100, backends: tuple[str, ...] = BACKENDS, seed: int | None = None
 ) -> dict[str, Any]:
-    """Runs ``examples`` hostile calls on each backend; returns the tallies and problems."""
+    """Runs ``examples`` hostile calls on each backend; returns the tallies and problems.
+
+    The figures start with the ``seed``: ``fuzz(..., seed=that)`` (or ``--seed``) draws the same
+    calls again, so a failure can be replayed. An exception out of the run carries it in a note.
+    """
+    seed = random.randrange(2**32) if seed is None else seed
     fuzzer = Fuzzer(backends)
     counter = iter(range(10**9))
     started = time.monotonic()
@@ -514,15 +528,15 @@ def fuzz(
         with warnings.catch_warnings():
             # Hypothesis warns that a drawn 2 MB string makes a long repr; that is the point.
             warnings.simplefilter("ignore", HypothesisWarning)
-            if seed is not None:
-                from hypothesis import seed as with_seed
-
-                with_seed(seed)(check)()
-            else:
-                check()
+            with_seed(seed)(check)()
+    except Exception as error:
+        error.add_note(f"fuzz seed {seed}: replay with --seed {seed}")
+        raise
     finally:
         fuzzer.close()
     return {
+        "seed": seed,
+        "drawn": fuzzer.drawn.hexdigest()[:16],
         "examples": fuzzer.examples,
         "calls": fuzzer.calls,
         "backends": list(backends),
@@ -545,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(figures, indent=1), flush=True)
     for problem in problems:
         print("  PROBLEM:", problem, flush=True)
-    print(f"{len(problems)} problems", flush=True)
+    print(f"{len(problems)} problems (seed {figures['seed']})", flush=True)
     return 1 if problems else 0
 
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, update
 
+from openadk.errors import StorageError
 from openadk.events import Event, EventActions
 from openadk.sessions import DatabaseSessionService
 from openadk.sessions._schema import events, sessions
-from tests.reliability import _crash
+from tests.reliability import _crash, _faults
 from tests.reliability._common import check_sessions, read_app
 
 
@@ -88,3 +90,17 @@ async def test_damage_is_reported(tmp_path: Path, damage: str, reported: str) ->
     figures = await _crash._verify(f"sqlite+aiosqlite:///{tmp_path}/h.db", app, acks)
     problems = figures["problems"] + check_sessions(stored)
     assert any(reported in p for p in problems), problems
+
+
+def test_a_writer_that_gives_up_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every append fails as a dropped connection does: each writer must report the event it
+    # gave up on, not end quietly with the event neither stored nor counted as lost.
+    async def always_fails(self: DatabaseSessionService, session: Any, event: Event) -> Event:
+        raise StorageError("append_event failed: the connection was closed")
+
+    monkeypatch.setattr(_faults, "APPEND_ATTEMPTS", 3)
+    monkeypatch.setattr(DatabaseSessionService, "append_event", always_fails)
+    figures = _faults.pg_terminate("asyncpg", writers=2, seconds=0.2, interval=(1.0, 1.0))
+    gave_up = [p for p in figures["problems"] if "gave up after 3 attempts" in p]
+    assert len(gave_up) == 2, figures["problems"]
+    assert "last error: append_event failed: the connection was closed" in gave_up[0]
