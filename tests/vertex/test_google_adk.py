@@ -15,11 +15,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-pytest.importorskip("agentplatform", reason="google-adk's Vertex client needs google-adk[gcp]")
-
+# google-cloud-agentplatform is a declared dev dependency (pyproject.toml): when it is missing
+# the install is broken, and collecting this module fails instead of skipping it.
+import agentplatform  # noqa: F401
 import google.auth
+import pytest
 from google.adk.events import Event as AdkEvent
 from google.adk.events import EventActions as AdkEventActions
 from google.adk.sessions import VertexAiSessionService as AdkVertexService
