@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from openadk.events import Event
 from openadk.models import OFFLINE_MARKER
-from openadk.sessions import InMemorySessionService
+from openadk.sessions import DatabaseSessionService, InMemorySessionService, Session
 from tests.contract.backends import POSTGRES
 
 EXAMPLES = Path(__file__).parent.parent.parent / "examples"
@@ -96,19 +97,67 @@ def test_example_1_runnable_session_agent(tmp_path: Path) -> None:
     assert "Agent: Your name is Bob." in out
 
 
+def stored_session(url: str, app: str) -> Session | None:
+    """The examples' session (user123/session456 of ``app``), read back with openadk."""
+
+    async def read() -> Session | None:
+        async with DatabaseSessionService(url) as service:
+            return await service.get_session(
+                app_name=app, user_id="user123", session_id="session456"
+            )
+
+    return asyncio.run(read())
+
+
+def turns(events: list[Event]) -> list[tuple[str, str]]:
+    """(author, text) of each event; every event holds exactly one text part."""
+    found = []
+    for event in events:
+        assert event.content is not None and event.content.parts, event
+        assert len(event.content.parts) == 1 and event.content.parts[0].text, event
+        found.append((event.author, event.content.parts[0].text))
+    return found
+
+
 def test_example_3_sqlite_persists_across_runs(tmp_path: Path) -> None:
     first = run_example("example_3_sqlite.py", tmp_path, stdin="My name is Carol\nquit\n")
     assert "Agent: Nice to meet you, Carol!" in first
     assert (tmp_path / "sessions.db").exists()
     second = run_example("example_3_sqlite.py", tmp_path, stdin="What is my name?\nquit\n")
     assert "Agent: Your name is Carol." in second
+    # What the two runs stored: both turns in one session, read back from the file.
+    session = stored_session(f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}", "sqlite_app")
+    assert session is not None
+    assert turns(session.events) == [
+        ("user", "My name is Carol"),
+        ("sqlite_agent", "Nice to meet you, Carol! I will remember that."),
+        ("user", "What is my name?"),
+        ("sqlite_agent", "Your name is Carol."),
+    ]
+    assert len({e.invocation_id for e in session.events}) == 2
+    assert session.events[1].custom_metadata == {OFFLINE_MARKER: True}
+    assert session.state == {}
 
 
 @pytest.mark.parametrize(
-    ("name", "env", "prelude"),
+    ("name", "env", "prelude", "url", "app", "agent"),
     [
-        ("example_4_postgresql.py", {}, ""),
-        ("example_5_mysql.py", {}, ""),
+        (
+            "example_4_postgresql.py",
+            {},
+            "",
+            "postgresql+asyncpg://user:password@localhost:5432/adk_sessions",
+            "postgres_app",
+            "postgres_agent",
+        ),
+        (
+            "example_5_mysql.py",
+            {},
+            "",
+            "mysql+aiomysql://user:password@localhost:3306/adk_sessions",
+            "mysql_app",
+            "mysql_agent",
+        ),
         # AlloyDB is PostgreSQL: the example's host name is pointed at the local server.
         (
             "example_7_alloydb.py",
@@ -116,16 +165,44 @@ def test_example_3_sqlite_persists_across_runs(tmp_path: Path) -> None:
             "import socket\n_real = socket.getaddrinfo\n"
             "socket.getaddrinfo = lambda host, *a, **k: _real("
             "'127.0.0.1' if host == 'alloydb-instance-ip' else host, *a, **k)",
+            "postgresql+asyncpg://user:password@127.0.0.1:5432/database",
+            "alloydb_app",
+            "alloydb_agent",
         ),
-        ("example_7a_supabase.py", {"SUPABASE_DATABASE_URL": POSTGRES_URL}, ""),
+        (
+            "example_7a_supabase.py",
+            {"SUPABASE_DATABASE_URL": POSTGRES_URL},
+            "",
+            POSTGRES_URL,
+            "supabase_app",
+            "supabase_agent",
+        ),
     ],
+    ids=["postgresql", "mysql", "alloydb", "supabase"],
 )
 def test_server_database_examples(
-    name: str, env: dict[str, str], prelude: str, tmp_path: Path
+    name: str, env: dict[str, str], prelude: str, url: str, app: str, agent: str, tmp_path: Path
 ) -> None:
+    # The examples resume one fixed session on a shared server: this run's events are the ones
+    # that were not there before it.
+    before = stored_session(url, app)
+    seen = {e.id for e in before.events} if before is not None else set()
     out = run_example(name, tmp_path, env=env, prelude=prelude)
-    assert "text='Hello! How can I help you today?'" in out or "You said" in out
-    assert "role='model'" in out
+    after = stored_session(url, app)
+    assert after is not None
+    new = [e for e in after.events if e.id not in seen]
+    by_invocation: dict[str, list[Event]] = {}
+    for event in new:
+        by_invocation.setdefault(event.invocation_id, []).append(event)
+    # One invocation per run (another checkout running this test at the same time adds its own).
+    assert by_invocation, "the run stored no events"
+    reply = "Hello! How can I help you today?"
+    for events in by_invocation.values():
+        assert turns(events) == [("user", "Hello!"), (agent, reply)]
+        assert events[1].custom_metadata == {OFFLINE_MARKER: True}
+    # What the example printed is the reply it stored.
+    assert f"text={reply!r}" in out and "role='model'" in out
+    assert after.state == (before.state if before is not None else {})
 
 
 def test_example_8_session_state() -> None:
@@ -167,5 +244,7 @@ def test_example_9_multiple_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [author for author, _ in alice] == ["user", "multi_session_agent"] * 2
     assert alice[0][1] == "Hello" and alice[2][1] == "Remember me?"
     assert "talked before" in alice[3][1]
-    assert bob == [("user", "Hi there"), ("multi_session_agent", bob[1][1])]
-    assert bob[1][1].startswith("Hello")
+    assert bob == [
+        ("user", "Hi there"),
+        ("multi_session_agent", "Hello! How can I help you today?"),
+    ]
