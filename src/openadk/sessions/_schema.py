@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
@@ -87,6 +88,20 @@ class Timestamp(TypeDecorator[datetime.datetime]):
         if dialect.name == "mssql":
             return dialect.type_descriptor(mssql.DATETIME2(precision=6))  # type: ignore[no-untyped-call]
         return dialect.type_descriptor(DateTime())
+
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[Any], datetime.datetime | None] | None:
+        # SQLite keeps whatever a writer put in the column: some google-adk versions and tools
+        # store a REAL Unix epoch, which SQLAlchemy's text parser refuses with a TypeError.
+        parse = super().result_processor(dialect, coltype)
+
+        def process(value: Any) -> datetime.datetime | None:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return datetime.datetime.fromtimestamp(value, tz=_UTC).replace(tzinfo=None)
+            return parse(value) if parse is not None else value
+
+        return process
 
 
 def to_db_time(timestamp: float, aware: bool = False) -> datetime.datetime:
