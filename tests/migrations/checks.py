@@ -152,7 +152,7 @@ async def assert_upgraded(url: str) -> None:
     }
     assert await count(url, "events") == EXPECTED["counts"]["events"]
     assert "idx_events_app_user_session_ts_id" in await indexes(url)
-    assert await rows(url, "openadk_schema_version", "version_num") == [("0001_adk_v1",)]
+    assert await rows(url, "openadk_schema_version", "version_num") == [("0002_exact_keys",)]
     assert await metadata_version(url) == "1"
     await assert_google_adk_reads_expected(url)
     await assert_openadk_reads_expected(url)
