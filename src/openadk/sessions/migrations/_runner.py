@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, exc
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openadk.errors import StorageError
@@ -207,7 +206,7 @@ def refusal(url: str, found: SchemaStatus) -> str:
 
 
 def _sqlite_file(url: Any) -> str | None:
-    parsed = make_url(url) if isinstance(url, str) else url
+    parsed = _dialects.normalize_url(url)
     if parsed.get_backend_name() != "sqlite":
         return None
     database = parsed.database
