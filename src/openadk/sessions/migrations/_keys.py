@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, bindparam, inspect, text
 
 from openadk.sessions._schema import (
     KEY_COLUMNS,
@@ -74,15 +74,16 @@ class KeyProblems:
 
 
 def _columns(conn: Connection, tables: list[str]) -> dict[tuple[str, str], tuple[str | None, int]]:
-    rows = conn.execute(
-        text(
-            "SELECT TABLE_NAME, COLUMN_NAME, COLLATION_NAME, CHARACTER_MAXIMUM_LENGTH "
-            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
-        )
-    ).all()
-    wanted = set(tables)
+    """(table, column) -> (collation, length) of the key columns of ``tables``."""
+    query = text(
+        "SELECT TABLE_NAME, COLUMN_NAME, COLLATION_NAME, CHARACTER_MAXIMUM_LENGTH "
+        "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+        "AND TABLE_NAME IN :tables"
+    ).bindparams(bindparam("tables", expanding=True))
     return {
-        (str(row[0]), str(row[1])): (row[2], int(row[3] or 0)) for row in rows if row[0] in wanted
+        (str(row[0]), str(row[1])): (row[2], int(row[3] or 0))
+        for row in conn.execute(query, {"tables": tables})
+        if str(row[1]) in KEY_COLUMNS.get(str(row[0]), ())
     }
 
 
