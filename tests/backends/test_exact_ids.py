@@ -371,3 +371,19 @@ async def test_an_interrupted_key_upgrade_is_finished_by_running_it_again() -> N
             await service.append_event(session, delta_event(k=1))
             await service.delete_session(app_name="a", user_id="u", session_id="s")
         assert (await table_rows(url))["events"] == []
+
+
+async def test_a_sqlite_database_recorded_at_0001_keeps_working(tmp_path: Path) -> None:
+    """Revision 0002 changes nothing on SQLite, so it never blocks an older openadk's database."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    await migrations.upgrade(url, revision="0001_adk_v1")
+    found = await migrations.status(url)
+    assert (found.current, found.recorded) == ("0001_adk_v1", True)
+    assert found.behind and not found.blocks_use
+    assert [revision for revision, _ in found.pending] == ["0002_exact_keys"]
+    async with DatabaseSessionService(url) as service:
+        await service.create_session(app_name="a", user_id="alice", session_id="s1")
+        assert await service.get_session(app_name="a", user_id="ALICE", session_id="s1") is None
+    report = await migrations.upgrade(url)
+    assert report.action == "recorded" and report.keys_made_exact == []
+    assert not (await migrations.status(url)).behind

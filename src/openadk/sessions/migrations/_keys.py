@@ -137,6 +137,7 @@ def find_key_problems(conn: Connection, tables: frozenset[str]) -> KeyProblems:
         if table in present
         and "sessions" in present
         and _innodb(conn, table)
+        and _innodb(conn, "sessions")
         and not _session_fks(conn, table)
     )
     return KeyProblems(
@@ -174,7 +175,12 @@ def make_keys_exact(conn: Connection, tables: frozenset[str]) -> list[str]:
     # (name, ON DELETE rule) of each child's foreign key; a missing one is google-adk's.
     foreign_keys: dict[str, tuple[str | None, str]] = {}
     for child in _CHILDREN:
-        if child in present and "sessions" in present and _innodb(conn, child):
+        if (
+            child in present
+            and "sessions" in present
+            and _innodb(conn, child)
+            and _innodb(conn, "sessions")
+        ):
             found = _session_fks(conn, child)
             rule = (found[0].get("options") or {}).get("ondelete") if found else "CASCADE"
             foreign_keys[child] = (found[0].get("name") if found else None, str(rule or ""))
