@@ -155,6 +155,11 @@ async def test_ids_differing_in_case_accents_spaces_or_emoji_are_different(
             assert sorted(s.id for s in listed.sessions) == ["S1 ", "s1"]
             one = await service.get_session(app_name=app, user_id="alice", session_id="s1")
             assert one is not None and one.state["k"] == 2
+            # NO PAD: 'S1' is neither 's1' nor 'S1 ' (utf8mb4_bin would find 'S1 ' here).
+            assert await service.get_session(app_name=app, user_id="alice", session_id="S1") is None
+            assert (
+                await service.get_session(app_name=app, user_id="alice ", session_id="s1") is None
+            )
 
             # Accents and distinct emoji are distinct users.
             for user_id, value in (("résumé", 1), ("resume", 2), ("😀", 3), ("😁", 4)):
