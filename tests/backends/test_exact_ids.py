@@ -187,41 +187,60 @@ async def test_ids_differing_in_case_accents_spaces_or_emoji_are_different(
 
 
 @pytest.mark.parametrize("driver", MARIADB_DRIVERS)
-async def test_through_the_server_another_spelling_of_the_user_is_another_user(
-    driver: str,
+async def test_through_openadk_serve_another_spelling_of_the_user_is_another_user(
+    driver: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from openadk.server import build_service, create_app
+    import uvicorn
 
+    from openadk.cli import main
+    from openadk.server import _serve
+
+    apps: list[Any] = []
+    services: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: apps.append(app))
+    real_build = _serve.build_service
+
+    def recording_build(db_url: str) -> Any:
+        services.append(real_build(db_url))
+        return services[-1]
+
+    monkeypatch.setattr(_serve, "build_service", recording_build)
     async with mariadb_database(driver) as url:
-        service = build_service(url)  # what `openadk serve --db URL` serves
+        # `openadk serve --db URL`, with uvicorn.run replaced by a call that keeps the app.
+        assert main(["serve", "--db", url, "--port", "9"]) == 0
+        (app,) = apps
+        (service,) = services
         assert isinstance(service, DatabaseSessionService)
         await service.create_session(
             app_name="app1", user_id="alice", session_id="mine", state={"k": 1}
         )
-        app = create_app(service, close_service=True)
         parent = "/v1beta1/projects/p/locations/us-central1/reasoningEngines/app1"
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://openadk.test"
-        ) as http:
-            as_upper = {"x-openadk-user-id": "ALICE"}
-            read = await http.get(f"{parent}/sessions/mine", headers=as_upper)
-            assert read.status_code == 403, read.text
-            appended = await http.post(
-                f"{parent}/sessions/mine:appendEvent",
-                json={
-                    "author": "user",
-                    "invocationId": "e-1",
-                    "timestamp": "2026-01-01T00:00:00Z",
-                    "actions": {"stateDelta": {"k": 2}},
-                },
-                headers=as_upper,
-            )
-            assert appended.status_code == 403, appended.text
-            own = await http.get(f"{parent}/sessions/mine", headers={"x-openadk-user-id": "alice"})
-            assert own.status_code == 200 and own.json()["userId"] == "alice"
+        try:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://openadk.test"
+            ) as http:
+                as_upper = {"x-openadk-user-id": "ALICE"}
+                read = await http.get(f"{parent}/sessions/mine", headers=as_upper)
+                assert read.status_code == 403, read.text
+                appended = await http.post(
+                    f"{parent}/sessions/mine:appendEvent",
+                    json={
+                        "author": "user",
+                        "invocationId": "e-1",
+                        "timestamp": "2026-01-01T00:00:00Z",
+                        "actions": {"stateDelta": {"k": 2}},
+                    },
+                    headers=as_upper,
+                )
+                assert appended.status_code == 403, appended.text
+                own = await http.get(
+                    f"{parent}/sessions/mine", headers={"x-openadk-user-id": "alice"}
+                )
+                assert own.status_code == 200 and own.json()["userId"] == "alice"
             stored = await service.get_session(app_name="app1", user_id="alice", session_id="mine")
             assert stored is not None and stored.state == {"k": 1} and stored.events == []
-        await service.close()
+        finally:
+            await service.close()
 
 
 @pytest.mark.parametrize("driver", MARIADB_DRIVERS)
