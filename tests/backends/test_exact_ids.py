@@ -411,3 +411,52 @@ async def test_a_sqlite_database_recorded_at_0001_keeps_working(tmp_path: Path) 
     report = await migrations.upgrade(url)
     assert report.action == "recorded" and report.keys_made_exact == []
     assert not (await migrations.status(url)).behind
+
+
+# Pairs a case- or accent-insensitive, PAD SPACE or Unicode-folding collation would equate.
+LOOKALIKE_PAIRS = [
+    ("alice", "ALICE"),
+    ("alice", "Alice"),
+    ("s1", "s1 "),
+    ("s1 ", "s1  "),
+    ("résumé", "resume"),
+    ("résumé", "RÉSUMÉ"),
+    ("😀", "😁"),
+    ("\U0001d51e", "a"),  # mathematical fraktur a
+    ("ß", "s"),
+    ("ß", "ss"),
+    ("Å", "A"),
+    ("\uff21", "A"),  # full-width A
+    ("ǆ", "Ǆ"),
+    ("i", "İ"),
+    ("á", "a\u0301"),  # composed and decomposed
+    ("x", "x\u00a0"),  # a trailing no-break space
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_lookalike_ids_stay_apart(backend: str, tmp_path: Path) -> None:
+    base = f"app-{uuid.uuid4().hex[:8]}"
+    async with backend_url(backend, tmp_path) as url, DatabaseSessionService(url) as service:
+        for index, (first, second) in enumerate(LOOKALIKE_PAIRS):
+            app = f"{base}-{index}"
+            for user_id in (first, second):
+                made = await service.create_session(
+                    app_name=app, user_id=user_id, session_id=first, state={"user:me": user_id}
+                )
+                assert made.state == {"user:me": user_id}, (first, second)
+            for user_id in (first, second):
+                assert await service.get_user_state(app_name=app, user_id=user_id) == {
+                    "me": user_id
+                }
+                listed = await service.list_sessions(app_name=app, user_id=user_id)
+                assert [(s.user_id, s.id) for s in listed.sessions] == [(user_id, first)]
+            # As session ids of one user, too.
+            owner = "owner"
+            for session_id in (first, second):
+                await service.create_session(
+                    app_name=app, user_id=owner, session_id=session_id, state={"id": session_id}
+                )
+            for session_id in (first, second):
+                got = await service.get_session(app_name=app, user_id=owner, session_id=session_id)
+                assert got is not None and got.state["id"] == session_id
