@@ -61,7 +61,7 @@ def test_exactly_one_of_url_and_engine() -> None:
 @pytest.mark.parametrize(
     ("url", "match"),
     [
-        ("not a url", "Invalid database URL format or argument '<unparseable database URL>'"),
+        ("not a url", "Invalid database URL format or argument 'not a url': expected a URL"),
         ("nosuchdb+driver://u:pw@h/db", "Invalid database URL format or argument"),
         (
             "mssql+aioodbc://u:secret@host/db",
@@ -82,7 +82,9 @@ def test_redaction_hides_passwords_and_query_values() -> None:
     shown = redact_url("postgresql+asyncpg://user:hunter2@db:5432/x?sslpassword=abc&ssl=require")
     assert "hunter2" not in shown and "abc" not in shown
     assert "***" in shown and "REDACTED" in shown
-    assert redact_url("::::") == "<unparseable database URL>"
+    # What cannot be parsed is shown as typed, password hidden.
+    assert redact_url("::::") == "::::"
+    assert redact_url("pg ://user:hunter2@db/x") == "pg ://user:***@db/x"
 
 
 @pytest.mark.parametrize(

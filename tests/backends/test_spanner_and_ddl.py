@@ -37,13 +37,39 @@ def ddl(table: object, dialect: Dialect) -> str:
     return " ".join(str(CreateTable(table).compile(dialect=dialect)).split())  # type: ignore[arg-type]
 
 
+MYSQL_EXACT = {
+    "mysql": (mysql.dialect(), "utf8mb4_0900_bin"),
+    "mariadb": (mysql.dialect(is_mariadb=True), "utf8mb4_nopad_bin"),
+}
+
+
 @pytest.mark.parametrize("dialect_name", list(DIALECTS))
 @pytest.mark.parametrize("table_name", TABLES)
 def test_ddl_is_google_adks(dialect_name: str, table_name: str) -> None:
     dialect = DIALECTS[dialect_name]
     theirs = adk_v1.Base.metadata.tables[table_name]
     mine = ours.metadata.tables[table_name]
-    assert ddl(mine, dialect) == ddl(theirs, dialect)
+    if dialect_name == "mysql":
+        # The one allowed difference (DESIGN decision 10): key columns carry a binary NO PAD
+        # collation; google-adk's take the server default (utf8mb4_general_ci: 'ALICE' = 'alice').
+        exact = " CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_bin"
+        keys = ours.KEY_COLUMNS.get(table_name, ())
+        for column in keys:
+            assert f"{column} VARCHAR(128){exact} NOT NULL" in ddl(mine, dialect)
+        assert ddl(mine, dialect).count(exact) == len(keys)
+        assert ddl(mine, dialect).replace(exact, "") == ddl(theirs, dialect)
+    else:
+        assert ddl(mine, dialect) == ddl(theirs, dialect)
+
+
+@pytest.mark.parametrize("server", list(MYSQL_EXACT))
+def test_mysql_key_collation_is_no_pad_binary_per_server(server: str) -> None:
+    dialect, collation = MYSQL_EXACT[server]
+    text = ddl(ours.sessions, dialect)
+    assert text.count(f"COLLATE {collation}") == 3
+    old = mysql.dialect()
+    old.server_version_info = (5, 7, 44)
+    assert ours.exact_collation(old) == "utf8mb4_bin"  # MySQL 5.7 has no NO PAD binary one
 
 
 @pytest.mark.parametrize("dialect_name", list(DIALECTS))

@@ -51,6 +51,25 @@ async def rows(url: str, table: str, order: str) -> list[tuple[Any, ...]]:
         await engine.dispose()
 
 
+async def key_collations(url: str) -> dict[str, str]:
+    """MySQL/MariaDB: ``table.column`` -> collation of the id columns of google-adk's tables."""
+    keys = {"app_name", "user_id", "id", "session_id"}
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            result = await conn.execute(
+                text(
+                    "SELECT TABLE_NAME, COLUMN_NAME, COLLATION_NAME "
+                    "FROM information_schema.COLUMNS "
+                    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN "
+                    "('sessions', 'events', 'app_states', 'user_states')"
+                )
+            )
+            return {f"{t}.{c}": str(coll) for t, c, coll in result if c in keys}
+    finally:
+        await engine.dispose()
+
+
 async def indexes(url: str) -> set[str]:
     engine = create_async_engine(url)
     try:
@@ -152,8 +171,10 @@ async def assert_upgraded(url: str) -> None:
     }
     assert await count(url, "events") == EXPECTED["counts"]["events"]
     assert "idx_events_app_user_session_ts_id" in await indexes(url)
-    assert await rows(url, "openadk_schema_version", "version_num") == [("0001_adk_v1",)]
+    assert await rows(url, "openadk_schema_version", "version_num") == [("0002_exact_keys",)]
     assert await metadata_version(url) == "1"
+    if url.startswith("mysql"):
+        assert set((await key_collations(url)).values()) == {"utf8mb4_nopad_bin"}
     await assert_google_adk_reads_expected(url)
     await assert_openadk_reads_expected(url)
 

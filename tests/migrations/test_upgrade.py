@@ -55,7 +55,7 @@ async def test_sqlite_v0_upgrades_in_place(tmp_path: Path) -> None:
     url = sqlite_copy(tmp_path)
     before = await migrations.status(url)
     assert before.layout is not None and before.layout.kind == "v0"
-    assert before.behind and before.pending[0][0] == migrations.HEAD
+    assert before.behind and before.pending[0][0] == "0001_adk_v1"
     report = await migrations.upgrade(url, v0_times=WRITER_TZ)
     assert report.action == "converted"
     assert (report.v0_events, report.converted) == (V0_EVENTS, V0_EVENTS)

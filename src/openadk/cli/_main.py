@@ -34,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
             "/history, /sessions, /new, /quit."
         ),
     )
-    chat.add_argument("--db", default=None, help=f"database URL (default: {DEFAULT_DB})")
+    chat.add_argument(
+        "--db", default=None, help=f"database URL or .db file path (default: {DEFAULT_DB})"
+    )
     chat.add_argument("--app", default="openadk_chat", help="app name (default: openadk_chat)")
     chat.add_argument("--user", default=None, help="user id (default: $USER)")
     chat.add_argument("--session", default="main", help="session id to resume (default: main)")
@@ -59,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     serve.add_argument(
-        "--db", default=None, help=f"database URL, or 'memory' (default: {DEFAULT_DB})"
+        "--db",
+        default=None,
+        help=f"database URL, .db file path, or 'memory' (default: {DEFAULT_DB})",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
@@ -72,8 +76,9 @@ def _parser() -> argparse.ArgumentParser:
         "--max-body-bytes", type=int, default=None, help="largest request body (default: 8 MiB)"
     )
     serve.add_argument("--log-level", default="info", help="uvicorn log level (default: info)")
-    add_admin_commands(commands, f"database URL (default: $DATABASE_URL or {DEFAULT_DB})")
-    add_db_commands(commands, f"database URL (default: $DATABASE_URL or {DEFAULT_DB})")
+    db_help = f"database URL or .db file path (default: $DATABASE_URL or {DEFAULT_DB})"
+    add_admin_commands(commands, db_help)
+    add_db_commands(commands, db_help)
     return parser
 
 

@@ -6,8 +6,11 @@ MySQL/MariaDB and Spanner get their better statements here.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+import re
+import ssl
 from typing import Any
 
 from sqlalchemy import Engine, Insert, Select, Table, create_engine, event, exc, insert, pool
@@ -25,6 +28,7 @@ __all__ = [
     "is_unencodable",
     "is_unique_violation",
     "lock_rows",
+    "normalize_url",
     "redact_url",
     "sqlite_read_only_hint",
 ]
@@ -50,17 +54,212 @@ _DRIVER_PACKAGES = {
     "oracledb": "oracledb",
 }
 _SYNC_DRIVERS = {"pysqlite", "psycopg2", "pymysql", "mysqldb", "mysqlconnector", "pyodbc"}
+# Databases whose SQLAlchemy dialect ships in a separate package: the openadk extra to install.
+_DIALECT_EXTRAS = {"spanner": "openadk[spanner]"}
+_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_URL_EXAMPLES = (
+    "a URL like sqlite+aiosqlite:///./sessions.db, postgresql+asyncpg://user:pw@host/db or "
+    "mysql+aiomysql://user:pw@host/db, or a SQLite file path ending in .db or .sqlite"
+)
+# libpq's TLS parameters, which asyncpg takes only as one `ssl` argument.
+_LIBPQ_SSL = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword", "sslcrl")
+_LIBPQ_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# What pysqlite takes from the query string (the rest of a `uri=true` URL goes to SQLite).
+_SQLITE_PARAMS = {
+    "timeout",
+    "isolation_level",
+    "detect_types",
+    "check_same_thread",
+    "cached_statements",
+    "uri",
+    "mode",
+    "cache",
+    "immutable",
+    "nolock",
+    "vfs",
+    "psow",
+    "modeof",
+}
+# Keys SQLAlchemy's asyncpg adapter takes out before calling asyncpg.connect().
+_ASYNCPG_ADAPTER_PARAMS = {
+    "prepared_statement_cache_size",
+    "prepared_statement_name_func",
+    "async_creator_fn",
+}
+
+
+def _redact_text(text: str) -> str:
+    """What was typed, for a message, with a ``user:password@`` password hidden."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", text.strip())
+
+
+def normalize_url(db_url: str | URL) -> URL:
+    """The one place a database URL, as a person typed it, becomes the URL openadk uses.
+
+    Accepts what the service and every ``--db`` option take: any SQLAlchemy URL; a bare path
+    ending in ``.db``, ``.sqlite`` or ``.sqlite3`` (``sessions.db``, ``./first.db``), which is a
+    SQLite file; and Heroku's ``postgres://`` scheme, which is ``postgresql://``. The driver is
+    left as given (`build_engine` picks the async one).
+
+    Raises:
+        ValueError: Empty, or not a URL; the message shows what was typed (password hidden)
+            and what a URL looks like.
+    """
+    if isinstance(db_url, URL):
+        return db_url
+    if not isinstance(db_url, str) or not db_url.strip():
+        raise ValueError("db_url must be a non-empty database URL string.")
+    text = db_url.strip()
+    if "://" not in text and text.lower().endswith(_SQLITE_SUFFIXES):
+        return URL.create("sqlite+aiosqlite", database=text)
+    scheme, sep, rest = text.partition("://")
+    if sep and (scheme == "postgres" or scheme.startswith("postgres+")):
+        text = f"postgresql{scheme[len('postgres') :]}://{rest}"
+    try:
+        return make_url(text)
+    except exc.ArgumentError as error:
+        raise ValueError(
+            f"Invalid database URL format or argument '{_redact_text(db_url)}': expected "
+            f"{_URL_EXAMPLES}."
+        ) from error
 
 
 def redact_url(url: str | URL) -> str:
     """Renders a database URL for messages: password as ``***``, query values as ``REDACTED``."""
     try:
-        parsed = make_url(url) if isinstance(url, str) else url
-    except Exception:
-        return "<unparseable database URL>"
+        parsed = normalize_url(url)
+    except ValueError:
+        return _redact_text(url) if isinstance(url, str) else "<unparseable database URL>"
     if parsed.query:
         parsed = parsed.set(query={key: "REDACTED" for key in parsed.query})
     return parsed.render_as_string(hide_password=True)
+
+
+def _asyncpg_ssl(url: URL, shown: str) -> tuple[URL, Any]:
+    """Takes libpq's ``sslmode``/``sslrootcert``/... out of an asyncpg URL as its ``ssl`` value.
+
+    Returns the URL without them and the value for asyncpg's ``ssl`` argument (None when there
+    were none). A mode alone is passed as its name, which asyncpg reads as libpq does; with
+    certificate files an `ssl.SSLContext` is built: ``verify-full`` checks the host name,
+    ``verify-ca`` (and ``require`` with a root certificate, as in libpq) the chain only, and
+    ``require`` without one encrypts without verifying. With certificates, ``prefer`` and
+    ``allow`` insist on TLS (asyncpg has no fallback for a context).
+    """
+    given = {key: url.query[key] for key in _LIBPQ_SSL if key in url.query}
+    if not given:
+        return url, None
+    values: dict[str, str] = {}
+    for key, value in given.items():
+        if not isinstance(value, str):
+            raise ValueError(f"Database URL '{shown}' gives {key} more than once.")
+        values[key] = value
+    url = url.difference_update_query(list(given))
+    mode = values.get("sslmode", "prefer")
+    if mode not in _LIBPQ_SSLMODES:
+        raise ValueError(
+            f"Database URL '{shown}': sslmode must be one of {', '.join(_LIBPQ_SSLMODES)}, "
+            f"got {mode!r}."
+        )
+    files = {
+        key: values[key] for key in ("sslrootcert", "sslcert", "sslkey", "sslcrl") if key in values
+    }
+    if not files or mode == "disable":
+        return url, False if mode == "disable" else mode
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    verify = mode in ("verify-ca", "verify-full") or (mode == "require" and "sslrootcert" in files)
+    context.check_hostname = mode == "verify-full"
+    context.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
+    try:
+        if verify:
+            if "sslrootcert" in files:
+                context.load_verify_locations(cafile=files["sslrootcert"])
+            else:
+                context.load_default_certs()
+        if "sslcrl" in files:
+            context.load_verify_locations(cafile=files["sslcrl"])
+            context.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
+        if "sslcert" in files:
+            password = values.get("sslpassword")
+            context.load_cert_chain(
+                files["sslcert"], keyfile=files.get("sslkey"), password=password
+            )
+        elif "sslkey" in files:
+            raise ValueError(f"Database URL '{shown}' gives sslkey without sslcert.")
+    except (OSError, ssl.SSLError) as error:
+        raise ValueError(
+            f"Database URL '{shown}': cannot load the TLS files "
+            f"({', '.join(f'{k}={v}' for k, v in files.items())}): {error}"
+        ) from error
+    return url, context
+
+
+def _missing_extra(backend: str, shown: str) -> ValueError:
+    return ValueError(
+        f"Database URL '{shown}' needs the {backend} dialect, which is not installed. "
+        f'Install it with: pip install "{_DIALECT_EXTRAS[backend]}"'
+    )
+
+
+def _accepted_params(driver: str) -> set[str] | None:
+    """The keyword arguments the driver's connect() takes, or None when not known."""
+    try:
+        if driver == "asyncpg":
+            import asyncpg  # type: ignore[import-untyped]
+
+            return set(inspect.signature(asyncpg.connect).parameters) | _ASYNCPG_ADAPTER_PARAMS
+        if driver == "aiomysql":
+            import aiomysql  # type: ignore[import-untyped]
+
+            return set(inspect.signature(aiomysql.connect).parameters)
+        if driver == "asyncmy":
+            import asyncmy
+
+            return set(inspect.signature(asyncmy.connect).parameters)
+        if driver == "psycopg":
+            import psycopg
+
+            keywords = {o.keyword.decode() for o in psycopg.pq.Conninfo.get_defaults()}
+            return keywords | set(inspect.signature(psycopg.AsyncConnection.connect).parameters)
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return None
+    return None
+
+
+def _check_query(engine: AsyncEngine | Engine | None, url: URL, shown: str) -> None:
+    """Refuses a URL query parameter the driver would not take, naming it.
+
+    Without this a typo or a libpq-only option reaches the driver at the first connection and
+    ends in a long traceback (``connect() got an unexpected keyword argument``).
+    """
+    if not url.query:
+        return
+    driver = url.get_driver_name()
+    if url.get_backend_name() == "sqlite":
+        unknown = sorted(set(url.query) - _SQLITE_PARAMS)
+    elif engine is None:
+        return
+    else:
+        accepted = _accepted_params(driver)
+        if accepted is None:
+            return
+        # Parameters SQLAlchemy translates (MySQL's ssl_ca, ...) do not reach the driver as
+        # they are written.
+        _, params = engine.dialect.create_connect_args(url)
+        unknown = sorted(key for key in url.query if key in params and key not in accepted)
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        hint = (
+            " (openadk translates libpq's sslmode, sslrootcert, sslcert, sslkey, sslpassword "
+            "and sslcrl for it)"
+            if driver == "asyncpg"
+            else ""
+        )
+        raise ValueError(
+            f"Unknown query parameter {names} in database URL '{shown}': the {driver} driver "
+            f"does not take it{hint}. Remove it, or pass driver options as "
+            "connect_args={...}."
+        )
 
 
 def _async_url(url: URL) -> URL:
@@ -89,15 +288,16 @@ def build_engine(db_url: str, engine_kwargs: dict[str, Any]) -> AsyncEngine | En
         ValueError: The URL is malformed, names an unknown database, or its driver is not
             installed (the message says what to ``pip install``).
     """
-    if not isinstance(db_url, str) or not db_url.strip():
-        raise ValueError("db_url must be a non-empty database URL string.")
-    shown = redact_url(db_url)
-    try:
-        url = _async_url(make_url(db_url))
-    except exc.ArgumentError as error:
-        raise ValueError(f"Invalid database URL format or argument '{shown}'.") from error
+    url = _async_url(normalize_url(db_url))
+    shown = redact_url(url)
     kwargs = dict(engine_kwargs)
     backend = url.get_backend_name()
+    if url.drivername == "postgresql+asyncpg":
+        url, ssl_value = _asyncpg_ssl(url, shown)
+        if ssl_value is not None:
+            connect_args = dict(kwargs.get("connect_args") or {})
+            connect_args.setdefault("ssl", ssl_value)
+            kwargs["connect_args"] = connect_args
     if backend == "sqlite":
         if url.database in (None, "", ":memory:"):
             kwargs.setdefault("poolclass", pool.StaticPool)
@@ -108,19 +308,32 @@ def build_engine(db_url: str, engine_kwargs: dict[str, Any]) -> AsyncEngine | En
         kwargs.setdefault("pool_pre_ping", True)
     if backend == "postgresql":
         kwargs.setdefault("json_serializer", dumps_keeping_floats)
+    if backend == "sqlite":
+        _check_query(None, url, shown)  # before SQLAlchemy's own warning about the query
     try:
+        engine: AsyncEngine | Engine
         try:
-            return create_async_engine(url, **kwargs)
+            engine = create_async_engine(url, **kwargs)
         except exc.InvalidRequestError as error:
             if "async" not in str(error):
                 raise ValueError(f"Failed to create database engine for URL '{shown}'") from error
-        # No async driver exists for this database (Cloud Spanner, ...): use the synchronous
-        # one, whose calls the service runs in worker threads.
-        logger.info("No async driver for %s; running its driver in worker threads.", shown)
-        return create_engine(url, **kwargs)
+            # No async driver exists for this database (Cloud Spanner, ...): use the
+            # synchronous one, whose calls the service runs in worker threads.
+            logger.info("No async driver for %s; running its driver in worker threads.", shown)
+            engine = create_engine(url, **kwargs)
+        if backend != "sqlite":
+            _check_query(engine, url, shown)
+        return engine
     except exc.NoSuchModuleError as error:
-        raise ValueError(f"Invalid database URL format or argument '{shown}'.") from error
+        if backend in _DIALECT_EXTRAS:
+            raise _missing_extra(backend, shown) from error
+        raise ValueError(
+            f"Invalid database URL format or argument '{shown}': SQLAlchemy has no database "
+            f"'{url.drivername}'; expected {_URL_EXAMPLES}."
+        ) from error
     except ImportError as error:
+        if backend in _DIALECT_EXTRAS:
+            raise _missing_extra(backend, shown) from error
         driver = url.get_driver_name()
         package = _DRIVER_PACKAGES.get(driver, driver)
         raise ValueError(

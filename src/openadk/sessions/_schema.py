@@ -1,14 +1,18 @@
 """google-adk 2.13's V1 database schema, table for table and column for column.
 
 A database created here can be used by google-adk's ``DatabaseSessionService`` and the reverse.
-Dialect differences live in the two column types: JSON (JSONB on PostgreSQL, LONGTEXT on
-MySQL/MariaDB, TEXT elsewhere) and the microsecond timestamp (DATETIME(6) on MySQL/MariaDB).
+Dialect differences live in the column types: JSON (JSONB on PostgreSQL, LONGTEXT on
+MySQL/MariaDB, TEXT elsewhere), the microsecond timestamp (DATETIME(6) on MySQL/MariaDB) and the
+key columns, which compare exactly everywhere: on MySQL/MariaDB they get a binary NO PAD
+collation (google-adk's tables take the server's case-insensitive default there; that is the one
+DDL difference, see `exact_collation`).
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
@@ -26,11 +30,15 @@ from sqlalchemy.dialects import mssql, mysql, postgresql
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
+    "KEY_COLUMNS",
     "SCHEMA_VERSION",
     "JsonColumn",
+    "KeyString",
     "Timestamp",
     "app_states",
+    "compares_exactly",
     "events",
+    "exact_collation",
     "from_db_time",
     "internal_metadata",
     "metadata",
@@ -75,6 +83,61 @@ class JsonColumn(TypeDecorator[Any]):
         return value
 
 
+def exact_collation(dialect: Dialect) -> str:
+    """The MySQL/MariaDB collation under which key columns compare byte for byte.
+
+    ``utf8mb4_bin`` is not enough: it is PAD SPACE, so ``'s1 '`` equals ``'s1'``. MariaDB has
+    ``utf8mb4_nopad_bin`` (10.2+), MySQL 8 ``utf8mb4_0900_bin``; MySQL 5.7 has no NO PAD binary
+    collation, so there trailing spaces still compare equal.
+    """
+    if getattr(dialect, "is_mariadb", False) or dialect.name == "mariadb":
+        return "utf8mb4_nopad_bin"
+    version = getattr(dialect, "server_version_info", None)
+    if version is not None and tuple(version[:1]) < (8,):
+        return "utf8mb4_bin"
+    return "utf8mb4_0900_bin"
+
+
+def compares_exactly(collation: str | None, dialect: Dialect) -> bool:
+    """Whether a MySQL/MariaDB column collation tells apart every two different ids."""
+    if collation is None:  # a binary string column
+        return True
+    name = collation.lower()
+    return (
+        name == exact_collation(dialect)
+        or name == "binary"
+        or name.endswith(("_nopad_bin", "_0900_bin"))
+    )
+
+
+class KeyString(TypeDecorator[str]):
+    """An id or name column, ``VARCHAR(128)``, that compares exactly on every database.
+
+    SQLite, PostgreSQL (deterministic collations) and Spanner compare strings byte for byte
+    already; MySQL/MariaDB get `exact_collation`.
+    """
+
+    impl = String(KEY)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in MYSQL_FAMILY:
+            return dialect.type_descriptor(
+                mysql.VARCHAR(KEY, charset="utf8mb4", collation=exact_collation(dialect))
+            )
+        return dialect.type_descriptor(String(KEY))
+
+
+KEY_COLUMNS = {
+    "app_states": ("app_name",),
+    "user_states": ("app_name", "user_id"),
+    "sessions": ("app_name", "user_id", "id"),
+    "events": ("id", "app_name", "user_id", "session_id"),
+    "openadk_session_expiry": ("app_name", "user_id", "session_id"),
+}
+"""The id columns of each table, which must compare exactly (decision 10)."""
+
+
 class Timestamp(TypeDecorator[datetime.datetime]):
     """A timestamp precise to the microsecond (DATETIME(6) on MySQL, DATETIME2(6) on MSSQL)."""
 
@@ -87,6 +150,20 @@ class Timestamp(TypeDecorator[datetime.datetime]):
         if dialect.name == "mssql":
             return dialect.type_descriptor(mssql.DATETIME2(precision=6))  # type: ignore[no-untyped-call]
         return dialect.type_descriptor(DateTime())
+
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[Any], datetime.datetime | None] | None:
+        # SQLite keeps whatever a writer put in the column: some google-adk versions and tools
+        # store a REAL Unix epoch, which SQLAlchemy's text parser refuses with a TypeError.
+        parse = super().result_processor(dialect, coltype)
+
+        def process(value: Any) -> datetime.datetime | None:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return datetime.datetime.fromtimestamp(value, tz=_UTC).replace(tzinfo=None)
+            return parse(value) if parse is not None else value
+
+        return process
 
 
 def to_db_time(timestamp: float, aware: bool = False) -> datetime.datetime:
@@ -118,7 +195,7 @@ internal_metadata = Table(
 app_states = Table(
     "app_states",
     metadata,
-    Column("app_name", String(KEY), primary_key=True),
+    Column("app_name", KeyString(), primary_key=True),
     Column("state", JsonColumn(), nullable=False),
     Column("update_time", Timestamp(), nullable=False),
 )
@@ -126,8 +203,8 @@ app_states = Table(
 user_states = Table(
     "user_states",
     metadata,
-    Column("app_name", String(KEY), primary_key=True),
-    Column("user_id", String(KEY), primary_key=True),
+    Column("app_name", KeyString(), primary_key=True),
+    Column("user_id", KeyString(), primary_key=True),
     Column("state", JsonColumn(), nullable=False),
     Column("update_time", Timestamp(), nullable=False),
 )
@@ -135,9 +212,9 @@ user_states = Table(
 sessions = Table(
     "sessions",
     metadata,
-    Column("app_name", String(KEY), primary_key=True),
-    Column("user_id", String(KEY), primary_key=True),
-    Column("id", String(KEY), primary_key=True),
+    Column("app_name", KeyString(), primary_key=True),
+    Column("user_id", KeyString(), primary_key=True),
+    Column("id", KeyString(), primary_key=True),
     Column("state", JsonColumn(), nullable=False),
     Column("create_time", Timestamp(), nullable=False),
     Column("update_time", Timestamp(), nullable=False),
@@ -146,10 +223,10 @@ sessions = Table(
 events = Table(
     "events",
     metadata,
-    Column("id", String(KEY), primary_key=True),
-    Column("app_name", String(KEY), primary_key=True),
-    Column("user_id", String(KEY), primary_key=True),
-    Column("session_id", String(KEY), primary_key=True),
+    Column("id", KeyString(), primary_key=True),
+    Column("app_name", KeyString(), primary_key=True),
+    Column("user_id", KeyString(), primary_key=True),
+    Column("session_id", KeyString(), primary_key=True),
     Column("invocation_id", String(VARCHAR), nullable=False),
     Column("timestamp", Timestamp(), nullable=False),
     Column("event_data", JsonColumn(), nullable=True),
@@ -175,9 +252,9 @@ Index(
 session_expiry = Table(
     "openadk_session_expiry",
     metadata,
-    Column("app_name", String(KEY), primary_key=True),
-    Column("user_id", String(KEY), primary_key=True),
-    Column("session_id", String(KEY), primary_key=True),
+    Column("app_name", KeyString(), primary_key=True),
+    Column("user_id", KeyString(), primary_key=True),
+    Column("session_id", KeyString(), primary_key=True),
     Column("expire_time", Timestamp(), nullable=False),
     ForeignKeyConstraint(
         ["app_name", "user_id", "session_id"],

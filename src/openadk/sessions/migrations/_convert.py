@@ -33,17 +33,22 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects import mysql
 
 from openadk.errors import OpenAdkError
 from openadk.sessions._schema import (
+    KEY,
     MYSQL_FAMILY,
     SCHEMA_VERSION,
+    KeyString,
+    compares_exactly,
     events,
     internal_metadata,
     metadata,
     sessions,
 )
 from openadk.sessions._v0 import TimeRule, V0RowError, convert_row
+from openadk.sessions.migrations._keys import session_key_collation
 from openadk.sessions.migrations._layout import (
     KEPT_EVENTS,
     NEW_EVENTS,
@@ -102,6 +107,8 @@ class ConversionReport:
     orphans: list[BadRow] = field(default_factory=list)
     kept_table: str | None = None
     sessions_retimed: int = 0
+    keys_made_exact: list[str] = field(default_factory=list)
+    """``table.column`` of each key column revision 0002 gave the exact collation."""
 
 
 class BadRowsError(UpgradeError):
@@ -155,7 +162,18 @@ def to_v1(conn: Connection, options: ConversionOptions, report: ConversionReport
             "layout; check the database by hand."
         )
     # Missing tables and indexes (all of them on an empty database); existing ones are untouched.
-    metadata.create_all(conn, checkfirst=True)
+    # While sessions' keys compare loosely (MySQL/MariaDB before revision 0002), a new table
+    # with a foreign key to it cannot have exact keys yet: revision 0002 creates it.
+    loose_parent = session_key_collation(conn) if conn.dialect.name in MYSQL_FAMILY else None
+    if loose_parent is not None and not compares_exactly(loose_parent, conn.dialect):
+        present = set(inspect(conn).get_table_names())
+        metadata.create_all(
+            conn,
+            tables=[t for t in metadata.sorted_tables if t.name in present or not t.foreign_keys],
+            checkfirst=True,
+        )
+    else:
+        metadata.create_all(conn, checkfirst=True)
     _create_missing_indexes(conn)
     version = conn.execute(
         select(internal_metadata.c.value).where(internal_metadata.c.key == "schema_version")
@@ -181,17 +199,31 @@ def to_v1(conn: Connection, options: ConversionOptions, report: ConversionReport
 def _create_missing_indexes(conn: Connection) -> None:
     """``create_all`` skips the indexes of tables that exist; google-adk creates them on use."""
     inspector = inspect(conn)
+    tables = set(inspector.get_table_names())
     for table in metadata.sorted_tables:
+        if table.name not in tables:
+            continue  # left for revision 0002 (see `to_v1`)
         present = {index.get("name") for index in inspector.get_indexes(table.name)}
         for index in table.indexes:
             if index.name not in present:
                 index.create(conn)
 
 
-def _v1_events(name: str, target: MetaData) -> Table:
-    """The V1 ``events`` table under another name (no index: it is added after the swap)."""
+def _v1_events(name: str, target: MetaData, key_collation: str | None) -> Table:
+    """The V1 ``events`` table under another name (no index: it is added after the swap).
+
+    On MySQL/MariaDB its keys take ``key_collation``, the V0 sessions table's: a foreign key
+    needs the same collation on both sides (revision 0002 then makes both exact).
+    """
+
+    def column_type(column: Column[Any]) -> Any:
+        if key_collation is not None and isinstance(column.type, KeyString):
+            return mysql.VARCHAR(KEY, collation=key_collation)
+        return column.type
+
     columns = [
-        Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable) for c in events.c
+        Column(c.name, column_type(c), primary_key=c.primary_key, nullable=c.nullable)
+        for c in events.c
     ]
     return Table(
         name,
@@ -212,7 +244,8 @@ def _build_and_swap(
     Table(
         "sessions", target, *[Column(c.name, c.type, primary_key=c.primary_key) for c in sessions.c]
     )
-    new = _v1_events(NEW_EVENTS, target)
+    mysql_family = conn.dialect.name in MYSQL_FAMILY
+    new = _v1_events(NEW_EVENTS, target, session_key_collation(conn) if mysql_family else None)
     # A table left by an interrupted run is rebuilt from scratch: the V0 rows are unchanged.
     new.drop(conn, checkfirst=True)
     new.create(conn)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, inspect, select, text
 
 from openadk.sessions._schema import internal_metadata
+from openadk.sessions.migrations._keys import KeyProblems, find_key_problems
 
 __all__ = [
     "ADK_TABLES",
@@ -45,6 +46,8 @@ class Layout:
     stamped: tuple[str, ...] = ()
     """Revisions recorded in ``openadk_schema_version``."""
     event_columns: frozenset[str] = field(default_factory=frozenset)
+    keys: KeyProblems = field(default_factory=KeyProblems)
+    """MySQL/MariaDB key columns that do not compare exactly (revision 0002 fixes them)."""
 
     @property
     def interrupted(self) -> bool:
@@ -101,10 +104,14 @@ def inspect_layout(conn: Connection) -> Layout:
             update_time = session_columns.get("update_time")
             if update_time is not None and str(update_time["type"]).upper() in ("REAL", "FLOAT"):
                 kind = "sqlite_service"
+    keys = KeyProblems()
+    if kind in ("v0", "v1"):
+        keys = find_key_problems(conn, tables)
     return Layout(
         kind=kind,
         tables=tables,
         adk_version=adk_version,
         stamped=stamped,
         event_columns=names,
+        keys=keys,
     )

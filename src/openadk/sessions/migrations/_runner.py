@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, exc
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openadk.errors import StorageError
@@ -45,10 +44,13 @@ __all__ = [
 logger = logging.getLogger("openadk.migrations")
 
 _HERE = Path(__file__).resolve().parent
-HEAD = "0001_adk_v1"
+ADK_V1 = "0001_adk_v1"
+EXACT_KEYS = "0002_exact_keys"
+HEAD = EXACT_KEYS
 """The newest revision (a test checks it against the migration scripts)."""
-REVISIONS: tuple[str, ...] = (HEAD,)
+REVISIONS: tuple[str, ...] = (ADK_V1, EXACT_KEYS)
 """Every revision, oldest first."""
+_RECORD_ONLY = "record it (ids already compare exactly here: nothing to change)"
 _PG_LOCK_KEY = 0x6F70656E61646B  # "openadk"
 _MYSQL_LOCK = "openadk_schema_upgrade"
 _LOCK_WAIT_SECONDS = 600
@@ -88,14 +90,16 @@ class SchemaStatus:
         """
         if self.layout is None or self.layout.kind in ("sqlite_service", "unknown_version"):
             return False
-        if self.problem is not None or self.layout.needs_conversion:
+        if self.problem is not None or self.layout.needs_conversion or self.layout.keys:
             return True
-        return self.recorded and bool(self.pending)
+        return self.recorded and any(what != _RECORD_ONLY for _, what in self.pending)
 
     def found(self) -> str:
         """What is in the database, as a phrase: ``google-adk's V0 (pickle) schema``."""
         if self.layout is None:
             return "no database file"
+        if self.layout.keys and not self.layout.needs_conversion:
+            return f"{self.layout.describe()} with {self.layout.keys.describe()}"
         if self.recorded and self.pending and not self.layout.needs_conversion:
             return f"openadk schema revision {self.current}, older than {HEAD}"
         return self.layout.describe()
@@ -133,6 +137,8 @@ class UpgradeReport:
     """V0 events of sessions that no longer exist (left behind by an old SQLite writer)."""
     kept_table: str | None = None
     """Where the V0 events are kept when some were not carried over."""
+    keys_made_exact: list[str] = field(default_factory=list)
+    """Key columns (``table.column``) given the exact collation (MySQL/MariaDB)."""
 
     def summary(self) -> list[str]:
         """Lines for a person."""
@@ -147,7 +153,11 @@ class UpgradeReport:
                 f"Converted {self.converted} of {self.v0_events} V0 events to V1 in place; {at}."
             ],
             "finished": [f"Finished an interrupted V0 upgrade; {at}."],
+            "keys": [f"Key columns now compare exactly; {at}."],
+            "recorded": [f"Recorded {at} (ids already compared exactly: no table changed)."],
         }.get(self.action, [f"{self.action}; {at}."])
+        if self.action == "adopted" and self.keys_made_exact:
+            lines = [f"Adopted the existing google-adk V1 schema; {at}."]
         if self.backup:
             lines.append(f"Backup of the V0 database: {self.backup}")
         if self.sessions_retimed:
@@ -159,6 +169,11 @@ class UpgradeReport:
             lines.append(f"skipped {row}")
         for row in self.orphans:
             lines.append(f"not carried over: {row}")
+        if self.keys_made_exact:
+            lines.append(
+                f"{len(self.keys_made_exact)} key column(s) now compare ids exactly (case, "
+                f"accents and trailing spaces count): {', '.join(self.keys_made_exact)}"
+            )
         if self.kept_table:
             lines.append(
                 f"The original V0 events are kept in table {self.kept_table}; drop it when done."
@@ -191,7 +206,7 @@ def refusal(url: str, found: SchemaStatus) -> str:
 
 
 def _sqlite_file(url: Any) -> str | None:
-    parsed = make_url(url) if isinstance(url, str) else url
+    parsed = _dialects.normalize_url(url)
     if parsed.get_backend_name() != "sqlite":
         return None
     database = parsed.database
@@ -302,17 +317,28 @@ def _translate(shown: str, action: str, error: BaseException) -> Exception:
 # Status ----------------------------------------------------------------------------------------
 
 
+def _keys_step(layout: Layout) -> str:
+    if layout.keys:
+        return (
+            f"give the key columns the binary collation {layout.keys.collation} in place "
+            f"(found {layout.keys.describe()})"
+        )
+    return _RECORD_ONLY
+
+
 def _pending(layout: Layout, current: str | None) -> tuple[tuple[str, str], ...]:
+    steps: list[tuple[str, str]] = []
     if layout.kind == "empty":
-        return ((HEAD, "create google-adk's V1 tables"),)
-    if layout.interrupted:
-        return ((HEAD, "finish the interrupted upgrade of the V0 events"),)
-    if layout.kind == "v0":
-        return ((HEAD, "convert the google-adk V0 (pickle) events to V1 in place"),)
-    if current is None or current not in REVISIONS:
+        steps.append((ADK_V1, "create google-adk's V1 tables"))
+    elif layout.interrupted:
+        steps.append((ADK_V1, "finish the interrupted upgrade of the V0 events"))
+    elif layout.kind == "v0":
+        steps.append((ADK_V1, "convert the google-adk V0 (pickle) events to V1 in place"))
+    elif current is None or current not in REVISIONS:
         return ()
-    later = REVISIONS[REVISIONS.index(current) + 1 :]
-    return tuple((revision, "apply") for revision in later)
+    if steps or _position(current) < _position(EXACT_KEYS):
+        steps.append((EXACT_KEYS, _keys_step(layout)))
+    return tuple(steps)
 
 
 def _status_of(url: str, layout: Layout) -> SchemaStatus:
@@ -332,8 +358,15 @@ def _status_of(url: str, layout: Layout) -> SchemaStatus:
             "layout (was it stamped by hand?). Run `openadk db stamp base`, then "
             "`openadk db upgrade`."
         )
+    elif current == HEAD and layout.keys:
+        problem = (
+            f"openadk_schema_version says {HEAD} but the database has {layout.keys.describe()} "
+            f"(was it stamped by hand?). Run `openadk db stamp {ADK_V1}`, then "
+            "`openadk db upgrade`."
+        )
     if current is None and layout.kind == "v1" and not layout.interrupted:
-        current = HEAD  # google-adk's V1 layout is revision 0001, recorded or not
+        # google-adk's V1 layout is revision 0001, recorded or not; with exact keys, 0002.
+        current = ADK_V1 if layout.keys else HEAD
     return SchemaStatus(
         url=url,
         layout=layout,
@@ -505,6 +538,7 @@ async def upgrade(
         bad_rows=report.bad_rows,
         orphans=report.orphans,
         kept_table=report.kept_table,
+        keys_made_exact=report.keys_made_exact,
     )
 
 
