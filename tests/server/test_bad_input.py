@@ -13,7 +13,7 @@ import pytest
 from openadk.server import create_app
 from openadk.sessions import InMemorySessionService
 from openadk.sessions._vertex import format_time
-from tests.server.conftest import API_KEY, BASE, PARENT
+from tests.server.conftest import API_KEY, BASE, LOCAL, PARENT
 
 pytestmark = pytest.mark.asyncio
 
@@ -342,7 +342,7 @@ async def test_too_many_requests_in_flight_is_429(store: InMemorySessionService)
             return {}
 
     app = create_app(Slow(), max_requests_in_flight=1)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=LOCAL) as http:
         url = f"{PARENT}/userState"
         first, second = await asyncio.gather(
             http.get(url, params={"userId": "u"}),

@@ -1,7 +1,7 @@
 """`create_app`: any openadk session service behind the Agent Engine Sessions REST API."""
 
 import asyncio
-import hmac
+import logging
 import math
 import uuid
 import weakref
@@ -20,13 +20,29 @@ from fastapi.security import (
     HTTPAuthorizationCredentials,
     HTTPBearer,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import openadk
 from openadk.errors import AlreadyExistsError, SessionNotFoundError, StaleSessionError
 from openadk.events import Event
-from openadk.server._errors import ApiError, error_body, install_error_handlers
+from openadk.server._docs import ASSETS_PATH, install_docs
+from openadk.server._errors import (
+    ApiError,
+    error_response,
+    install_error_handlers,
+    new_request_id,
+    redact_detail,
+)
 from openadk.server._filters import check_order, parse_time_filter, parse_user_filter
+from openadk.server._guard import (
+    DEFAULT_MAX_BODIES_IN_FLIGHT,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_BODY_BYTES_IN_FLIGHT,
+    Guard,
+    Limits,
+    RedactKeyFilter,
+    check_api_key,
+    key_matches,
+)
 from openadk.server._models import (
     ENGINE_PATTERN,
     NEW_SESSION_ID_PATTERN,
@@ -51,7 +67,6 @@ from openadk.sessions._vertex import (
     HEADER_LAST_EVENT_ID,
     HEADER_RESUMED,
     HEADER_REVISION,
-    HEADER_SERVER,
     HEADER_UPDATE_TIME,
     HEADER_USER_ID,
     OWNER_MISMATCH_REASON,
@@ -61,9 +76,15 @@ from openadk.sessions._vertex import (
     parse_time,
 )
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
+__all__ = [
+    "DEFAULT_MAX_BODIES_IN_FLIGHT",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_BODY_BYTES_IN_FLIGHT",
+    "create_app",
+]
 
-DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+logger = logging.getLogger("openadk.server")
+
 _SESSION_PAGE_DEFAULT = 100
 _SESSION_PAGE_MAX = 100
 _EVENT_PAGE_DEFAULT = 100
@@ -81,7 +102,9 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "Not found"),
         (409, "Already exists, or a stale revision (ABORTED)"),
         (413, "Body too large"),
+        (421, "Without an API key: a Host other than 127.0.0.1, localhost or [::1]"),
         (429, "Too many requests in flight"),
+        (503, "The session store failed, or too many bodies in flight; retry"),
     )
 }
 
@@ -569,6 +592,10 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
 
 
 def _auth_dependency(api_key: str) -> Callable[..., Awaitable[None]]:
+    """The routes' own check of the key, which also documents the credentials in the schema.
+
+    The guard has checked the key already, before reading the body.
+    """
     expected = api_key.encode()
     bearer = HTTPBearer(auto_error=False, description="The server's API key as a bearer token.")
     header = APIKeyHeader(name="x-goog-api-key", auto_error=False)
@@ -579,15 +606,8 @@ def _auth_dependency(api_key: str) -> Callable[..., Awaitable[None]]:
         key_header: Annotated[str | None, Depends(header)],
         key_query: Annotated[str | None, Depends(query)],
     ) -> None:
-        given = [v for v in (token.credentials if token else None, key_header, key_query) if v]
-        if not given:
-            raise ApiError(
-                401,
-                "Missing credentials: send 'Authorization: Bearer <key>' or "
-                "'x-goog-api-key: <key>'.",
-                headers={"www-authenticate": "Bearer"},
-            )
-        if not any(hmac.compare_digest(v.encode(), expected) for v in given):
+        given = (token.credentials if token else None, key_header, key_query)
+        if not key_matches(given, expected):
             raise ApiError(
                 401,
                 "The API key or bearer token is not valid.",
@@ -597,94 +617,19 @@ def _auth_dependency(api_key: str) -> Callable[..., Awaitable[None]]:
     return require_key
 
 
-class _Guard:
-    """ASGI middleware: body size limit (413), requests in flight (429), the server header."""
+_PUBLIC_PATHS = frozenset(
+    {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
+)
+_UI_PATHS = frozenset({"/", "/signin", "/signout"})
+_READY_APP = "openadk-readyz"
+_READY_TIMEOUT = 5.0
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_in_flight: int | None) -> None:
-        self.app = app
-        self.max_body = max_body_bytes
-        self.max_in_flight = max_in_flight
-        self.in_flight = 0
-        self.version = openadk.__version__.encode()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_marked(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((HEADER_SERVER.encode(), self.version))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
-            await self._reject(
-                send_marked, 429, "Too many requests in flight; retry later.", {"retry-after": "1"}
-            )
-            return
-        self.in_flight += 1
-        try:
-            body = await self._read(scope, receive, send_marked)
-            if body is None:
-                return
-            delivered = False
-
-            async def replay() -> Message:
-                nonlocal delivered
-                if not delivered:
-                    delivered = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
-
-            await self.app(scope, replay, send_marked)
-        finally:
-            self.in_flight -= 1
-
-    async def _read(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
-        """The whole request body, or None after answering 400/413."""
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    await self._reject(send, 400, "Invalid Content-Length header.")
-                    return None
-                if length > self.max_body:
-                    await self._reject(send, 413, self._too_large())
-                    return None
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                await self._reject(send, 413, self._too_large())
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-
-    def _too_large(self) -> str:
-        return f"Request body is larger than the server's limit of {self.max_body} bytes."
-
-    @staticmethod
-    async def _reject(
-        send: Send, code: int, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        response = JSONResponse(error_body(code, message), status_code=code, headers=headers)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": response.raw_headers,
-            }
-        )
-        await send({"type": "http.response.body", "body": response.body})
+def _redact_access_log() -> None:
+    """Hides ``?key=`` values in uvicorn's access log, whoever runs the app."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactKeyFilter) for f in access.filters):
+        access.addFilter(RedactKeyFilter())
 
 
 def create_app(
@@ -693,6 +638,8 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_requests_in_flight: int | None = None,
+    max_bodies_in_flight: int = DEFAULT_MAX_BODIES_IN_FLIGHT,
+    max_body_bytes_in_flight: int = DEFAULT_MAX_BODY_BYTES_IN_FLIGHT,
     close_service: bool = False,
     ui: bool = True,
 ) -> FastAPI:
@@ -701,24 +648,45 @@ def create_app(
     Routes live under ``/v1beta1/`` and ``/v1/``, with the parent
     ``projects/{project}/locations/{location}/reasoningEngines/{engine}`` (project and location
     are accepted and ignored) or ``reasoningEngines/{engine}`` (Express Mode style). The
-    reasoning engine id is the app name. ``/openapi.json`` holds the schema; ``/healthz``
-    answers ``{"status": "ok"}``; ``/`` is a small page for browsing sessions.
+    reasoning engine id is the app name. ``/openapi.json`` holds the schema, ``/docs`` shows it
+    (Swagger UI, served from installed files); ``/healthz`` answers ``{"status": "ok"}`` while
+    the process runs, ``/readyz`` ``{"status": "ready"}`` when the service answers a query (503
+    otherwise); ``/`` is a small page for browsing sessions.
+
+    The key and the ``Host`` are checked on the request's headers, before its body is read.
+    Without a key only requests addressed to a loopback name (``127.0.0.1``, ``localhost``,
+    ``[::1]``, any port) are answered (421 otherwise), so a web page cannot reach the server
+    through DNS rebinding.
 
     Args:
         service: Where sessions are stored; any openadk session service.
         api_key: When given, every API request must carry it as ``Authorization: Bearer <key>``,
-            ``x-goog-api-key: <key>`` or ``?key=<key>`` (401 otherwise).
+            ``x-goog-api-key: <key>`` or ``?key=<key>`` (401 otherwise); the page at ``/``
+            asks for it once and keeps a cookie.
         max_body_bytes: Larger request bodies are refused with 413.
         max_requests_in_flight: More concurrent requests than this are refused with 429.
+        max_bodies_in_flight: More request bodies than this being read or handled at once are
+            refused with 503 and ``Retry-After``.
+        max_body_bytes_in_flight: More body bytes than this being read or handled at once are
+            refused with 503 and ``Retry-After``.
         close_service: Close ``service`` when the app shuts down.
         ui: Serve the browsing page at ``/``.
 
     Returns:
         The FastAPI app (an ASGI app).
+
+    Raises:
+        ValueError: A blank ``api_key`` or a limit that is not positive.
     """
-    if max_body_bytes < 1:
-        raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}.")
+    api_key = check_api_key(api_key)
+    limits = Limits(
+        max_body_bytes=max_body_bytes,
+        max_requests_in_flight=max_requests_in_flight,
+        max_bodies_in_flight=max_bodies_in_flight,
+        max_body_bytes_in_flight=max_body_bytes_in_flight,
+    )
     server = _Server(service)
+    _redact_access_log()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -734,7 +702,10 @@ def create_app(
         description="The Vertex AI Agent Engine Sessions REST API, served by openadk from any "
         "session service. Headers named x-openadk-* are openadk's extensions.",
         lifespan=lifespan,
+        docs_url=None,
         redoc_url=None,
+        # Starlette builds slash redirects from the Host header; a wrong path is a 404 instead.
+        redirect_slashes=False,
     )
     app.state.openadk = server
     install_error_handlers(app)
@@ -755,14 +726,39 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        try:
+            await asyncio.wait_for(
+                service.list_sessions(app_name=_READY_APP, limit=1), timeout=_READY_TIMEOUT
+            )
+        except Exception as exc:
+            request_id = new_request_id()
+            logger.warning(
+                "not ready, request id %s: %s: %s",
+                request_id,
+                type(exc).__name__,
+                redact_detail(str(exc)),
+            )
+            return error_response(
+                503,
+                f"The session store is not answering. Request id {request_id} (the server's "
+                "log has the details).",
+                headers={"retry-after": "1"},
+                request_id=request_id,
+            )
+        return JSONResponse({"status": "ready"})
+
+    install_docs(app, "/openapi.json", app.title)
+    public = set(_PUBLIC_PATHS)
     if ui:
         from openadk.server._ui import install_ui
 
         install_ui(app, server.service, server.owners, api_key)
+        public |= _UI_PATHS
 
-    app.add_middleware(
-        _Guard,
-        max_body_bytes=max_body_bytes,
-        max_in_flight=max_requests_in_flight,
-    )
+    def is_public(path: str) -> bool:
+        return path in public or path.startswith(ASSETS_PATH + "/")
+
+    app.add_middleware(Guard, api_key=api_key, limits=limits, is_public=is_public)
     return app

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -13,7 +15,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from openadk.errors import StorageError
 
-__all__ = ["ApiError", "error_response", "install_error_handlers"]
+__all__ = [
+    "ApiError",
+    "error_body",
+    "error_response",
+    "install_error_handlers",
+    "new_request_id",
+    "redact_detail",
+]
 
 logger = logging.getLogger("openadk.server")
 
@@ -27,6 +36,7 @@ STATUS_NAMES = {
     409: "ABORTED",
     413: "INVALID_ARGUMENT",
     415: "INVALID_ARGUMENT",
+    421: "FAILED_PRECONDITION",
     429: "RESOURCE_EXHAUSTED",
     500: "INTERNAL",
     503: "UNAVAILABLE",
@@ -63,7 +73,11 @@ class ApiError(Exception):
 
 
 def error_body(
-    code: int, message: str, status: str | None = None, reason: str | None = None
+    code: int,
+    message: str,
+    status: str | None = None,
+    reason: str | None = None,
+    request_id: str | None = None,
 ) -> dict[str, Any]:
     """The JSON of a Google API error."""
     if len(message) > _MAX_MESSAGE:
@@ -81,6 +95,10 @@ def error_body(
                 "domain": "openadk",
             }
         ]
+    if request_id:
+        error.setdefault("details", []).append(
+            {"@type": "type.googleapis.com/google.rpc.RequestInfo", "requestId": request_id}
+        )
     return {"error": error}
 
 
@@ -91,11 +109,27 @@ def error_response(
     status: str | None = None,
     reason: str | None = None,
     headers: Mapping[str, str] | None = None,
+    request_id: str | None = None,
 ) -> JSONResponse:
     """A Google API JSON error response."""
     return JSONResponse(
-        error_body(code, message, status, reason), status_code=code, headers=dict(headers or {})
+        error_body(code, message, status, reason, request_id),
+        status_code=code,
+        headers=dict(headers or {}),
     )
+
+
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]*@")
+
+
+def redact_detail(text: str) -> str:
+    """``text`` with any password in a URL replaced by ``***``, for log lines."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
+def new_request_id() -> str:
+    """A fresh request id: it ties a client's generic error to the server's log line."""
+    return uuid.uuid4().hex
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -127,14 +161,38 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(code, message, headers=exc.headers)
 
     async def storage_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.warning("storage error on %s %s: %s", request.method, request.url.path, exc)
+        # The detail names the database, its host and driver: the log gets it, clients do not.
+        request_id = new_request_id()
+        logger.warning(
+            "storage error, request id %s, on %s %s: %s",
+            request_id,
+            request.method,
+            request.url.path,
+            redact_detail(str(exc)),
+        )
         return error_response(
-            503, f"The session store is unavailable: {exc}", headers={"retry-after": "1"}
+            503,
+            f"The session store is unavailable; retry later. Request id {request_id} "
+            "(the server's log has the details).",
+            headers={"retry-after": "1"},
+            request_id=request_id,
         )
 
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("internal error on %s %s", request.method, request.url.path)
-        return error_response(500, f"Internal error: {type(exc).__name__}.")
+        request_id = new_request_id()
+        logger.error(
+            "internal error, request id %s, on %s %s",
+            request_id,
+            request.method,
+            request.url.path,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        return error_response(
+            500,
+            f"Internal error: {type(exc).__name__}. Request id {request_id} (the server's log "
+            "has the details).",
+            request_id=request_id,
+        )
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, validation_error)
