@@ -4,6 +4,7 @@ import asyncio
 import logging
 import math
 import uuid
+import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,13 +14,16 @@ from typing import Annotated, Any
 from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Path, Query
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import (
     APIKeyHeader,
     APIKeyQuery,
     HTTPAuthorizationCredentials,
     HTTPBearer,
 )
+from starlette.convertors import Convertor, register_url_convertor
 
 import openadk
 from openadk.errors import AlreadyExistsError, SessionNotFoundError, StaleSessionError
@@ -27,6 +31,7 @@ from openadk.events import Event
 from openadk.server._docs import ASSETS_PATH, install_docs
 from openadk.server._errors import (
     ApiError,
+    RouteTable,
     error_response,
     install_error_handlers,
     new_request_id,
@@ -55,8 +60,19 @@ from openadk.server._models import (
     SessionEventBody,
     SessionOut,
     UserStateOut,
+    model_components,
 )
 from openadk.server._owners import AmbiguousSessionId, Owners
+from openadk.server._patterns import (
+    EVENTS_FILTER,
+    EVENTS_ORDER,
+    HEADER_KEY,
+    JSON_VALUE,
+    JSON_VALUE_SCHEMA,
+    KEY,
+    SESSIONS_FILTER,
+    SESSIONS_ORDER,
+)
 from openadk.sessions import BaseSessionService, Session
 from openadk.sessions._base import check_key, encode_page_token
 from openadk.sessions._vertex import (
@@ -321,11 +337,16 @@ class _Server:
     ) -> JSONResponse:
         data = body.model_dump(by_alias=True, exclude_none=True)
         try:
-            event = event_from_api(data)
+            with warnings.catch_warnings():
+                # google-genai keeps enum values it does not know (newer clients' values), with
+                # a warning; a warning filter set to "error" must not make that a 500.
+                warnings.filterwarnings("ignore", r".* is not a valid ", UserWarning)
+                event = event_from_api(data)
             delta = (data.get("actions") or {}).get("stateDelta")
             if delta is not None:
                 event.actions.state_delta = delta
-        except ValueError as exc:
+        except (ValueError, TypeError, AttributeError) as exc:
+            # google-genai's enums raise AttributeError for a non-string value, e.g. {}.
             raise ApiError(400, f"Invalid SessionEvent: {exc}") from exc
         current = await self.find(parent, session_id, user_id)
         for attempt in range(_STALE_RETRIES):
@@ -425,6 +446,25 @@ class _Server:
 
 # Routes -------------------------------------------------------------------------------------
 
+
+class _SessionIdConvertor(Convertor[str]):
+    """A session id path segment, which holds no ``:``.
+
+    So ``/sessions/s:appendEvent`` is never the session ``s:appendEvent``, and a GET there is
+    405 (the API's custom method is POST only).
+    """
+
+    regex = "[^/:]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("session_id", _SessionIdConvertor())
+
 _Engine = Annotated[str, Path(pattern=ENGINE_PATTERN, description="Reasoning engine id = app.")]
 _Name = Annotated[str, Path(pattern=ENGINE_PATTERN)]
 _SessionId = Annotated[str, Path(pattern=SESSION_PATTERN)]
@@ -434,6 +474,8 @@ _UserHeader = Annotated[
         alias=HEADER_USER_ID,
         description="openadk: the caller's user id (percent-encoded); another user's session "
         "is refused with 403.",
+        max_length=128,
+        json_schema_extra={"pattern": HEADER_KEY, "minLength": 1},
     ),
 ]
 
@@ -482,22 +524,32 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
         parent: _Parent,
         filter_: Annotated[
             str | None,
-            Query(alias="filter", max_length=4096, description='user_id="..." only.'),
+            Query(
+                alias="filter",
+                max_length=4096,
+                description='user_id="..." only.',
+                json_schema_extra={"pattern": SESSIONS_FILTER},
+            ),
         ] = None,
         page_size: Annotated[int | None, Query(alias="pageSize")] = None,
         page_token: Annotated[str | None, Query(alias="pageToken", max_length=4096)] = None,
-        order_by: Annotated[str | None, Query(alias="orderBy", max_length=256)] = None,
+        order_by: Annotated[
+            str | None,
+            Query(alias="orderBy", max_length=256, json_schema_extra={"pattern": SESSIONS_ORDER}),
+        ] = None,
     ) -> JSONResponse:
         return await server.list_sessions(parent, filter_, page_size, page_token, order_by)
 
-    @router.get("/sessions/{session_id}", response_model=SessionOut, summary="Get a session")
+    @router.get(
+        "/sessions/{session_id:session_id}", response_model=SessionOut, summary="Get a session"
+    )
     async def get_session(
         parent: _Parent, session_id: _SessionId, user: _UserHeader = None
     ) -> JSONResponse:
         return await server.get(parent, session_id, _user(user))
 
     @router.delete(
-        "/sessions/{session_id}", response_model=OperationOut, summary="Delete a session"
+        "/sessions/{session_id:session_id}", response_model=OperationOut, summary="Delete a session"
     )
     async def delete_session(
         parent: _Parent, session_id: _SessionId, user: _UserHeader = None
@@ -505,7 +557,9 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
         return await server.delete(parent, session_id, _user(user))
 
     @router.post(
-        "/sessions/{session_id}:appendEvent", response_model=dict[str, Any], summary="Append"
+        "/sessions/{session_id:session_id}:appendEvent",
+        response_model=dict[str, Any],
+        summary="Append",
     )
     async def append_event(
         parent: _Parent,
@@ -539,7 +593,7 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
         )
 
     @router.get(
-        "/sessions/{session_id}/events",
+        "/sessions/{session_id:session_id}/events",
         response_model=ListSessionEventsOut,
         summary="List a session's events",
     )
@@ -548,11 +602,19 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
         session_id: _SessionId,
         filter_: Annotated[
             str | None,
-            Query(alias="filter", max_length=4096, description='timestamp>="RFC 3339" only.'),
+            Query(
+                alias="filter",
+                max_length=4096,
+                description='timestamp>="RFC 3339" only.',
+                json_schema_extra={"pattern": EVENTS_FILTER},
+            ),
         ] = None,
         page_size: Annotated[int | None, Query(alias="pageSize")] = None,
         page_token: Annotated[str | None, Query(alias="pageToken", max_length=4096)] = None,
-        order_by: Annotated[str | None, Query(alias="orderBy", max_length=256)] = None,
+        order_by: Annotated[
+            str | None,
+            Query(alias="orderBy", max_length=256, json_schema_extra={"pattern": EVENTS_ORDER}),
+        ] = None,
         user: _UserHeader = None,
     ) -> JSONResponse:
         return await server.list_events(
@@ -566,7 +628,7 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
         )
 
     @router.get(
-        "/sessions/{session_id}/operations/{operation_id}",
+        "/sessions/{session_id:session_id}/operations/{operation_id}",
         response_model=OperationOut,
         summary="Get an operation",
     )
@@ -584,7 +646,10 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
     )
     async def get_user_state(
         parent: _Parent,
-        user_id: Annotated[str, Query(alias="userId", min_length=1, max_length=128)],
+        user_id: Annotated[
+            str,
+            Query(alias="userId", min_length=1, max_length=128, json_schema_extra={"pattern": KEY}),
+        ],
     ) -> JSONResponse:
         return await server.user_state(parent, user_id)
 
@@ -710,14 +775,21 @@ def create_app(
     app.state.openadk = server
     install_error_handlers(app)
     dependencies = [] if api_key is None else [Depends(_auth_dependency(api_key))]
+    table = RouteTable()
+    app.state.route_table = table
     for version in _VERSIONS:
         for parent_dep, prefix in (
             (_full_parent(version), "/projects/{project}/locations/{location}"),
             (_express_parent(version), ""),
         ):
+            router = _router(server, parent_dep)
+            full_prefix = f"/{version}{prefix}/reasoningEngines/{{engine}}"
+            for route in router.routes:
+                if isinstance(route, APIRoute):
+                    table.add(full_prefix + route.path, route.methods or ())
             app.include_router(
-                _router(server, parent_dep),
-                prefix=f"/{version}{prefix}/reasoningEngines/{{engine}}",
+                router,
+                prefix=full_prefix,
                 dependencies=dependencies,
                 include_in_schema=version == "v1beta1" and bool(prefix),
             )
@@ -749,6 +821,22 @@ def create_app(
             )
         return JSONResponse({"status": "ready"})
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            # State values refer to this recursive schema, which pydantic cannot declare.
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components[JSON_VALUE] = JSON_VALUE_SCHEMA
+            components.update(model_components())
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     install_docs(app, "/openapi.json", app.title)
     public = set(_PUBLIC_PATHS)
     if ui:

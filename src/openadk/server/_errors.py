@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from openadk.errors import StorageError
 
 __all__ = [
     "ApiError",
+    "RouteTable",
     "error_body",
     "error_response",
     "install_error_handlers",
@@ -140,6 +142,40 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "Invalid request: " + "; ".join(parts) if parts else "Invalid request."
 
 
+class RouteTable:
+    """Every route's path template and methods, for a 405's ``Allow`` header.
+
+    Starlette names only the first matching route's methods. When several templates fit a path
+    (``/sessions/{id}`` also fits ``/sessions/s:appendEvent``), the most specific ones, with the
+    most literal characters, are the path's own.
+    """
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[re.Pattern[str], int, frozenset[str]]] = []
+
+    def add(self, template: str, methods: Iterable[str]) -> None:
+        """Records a route's full path template and its methods."""
+        regex, _, _ = compile_path(template)
+        literal = len(_TEMPLATE_PARAM.sub("", template))
+        self._routes.append((regex, literal, frozenset(methods)))
+
+    def allowed(self, path: str) -> list[str]:
+        """The methods of the most specific templates matching ``path``, sorted."""
+        best = -1
+        methods: set[str] = set()
+        for regex, literal, route_methods in self._routes:
+            if not regex.match(path):
+                continue
+            if literal > best:
+                best, methods = literal, set()
+            if literal == best:
+                methods |= route_methods
+        return sorted(methods)
+
+
+_TEMPLATE_PARAM = re.compile(r"{[^}]*}")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Makes every error, FastAPI's own included, a Google API JSON error."""
 
@@ -156,9 +192,17 @@ def install_error_handlers(app: FastAPI) -> None:
         exc = cast(StarletteHTTPException, exc)
         code = exc.status_code
         message = str(exc.detail) if exc.detail else "Error."
+        headers = dict(exc.headers or {})
         if code == 404:
             message = f"No such resource or method: {request.method} {request.url.path}"
-        return error_response(code, message, headers=exc.headers)
+        elif code == 405:
+            table = getattr(request.app.state, "route_table", None)
+            allowed = table.allowed(request.url.path) if isinstance(table, RouteTable) else []
+            if allowed:
+                headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+                headers["allow"] = ", ".join(allowed)
+                message = f"Method {request.method} is not allowed here; use {headers['allow']}."
+        return error_response(code, message, headers=headers)
 
     async def storage_error(request: Request, exc: Exception) -> JSONResponse:
         # The detail names the database, its host and driver: the log gets it, clients do not.
