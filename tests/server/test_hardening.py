@@ -268,3 +268,17 @@ async def test_docs_reference_only_local_assets_that_are_served() -> None:
         assert b"SwaggerUIBundle" in js.content
         assert (await http.get("/docs/assets/..%2fcore.py")).status_code == 404
         assert (await http.get("/docs/assets/core.py")).status_code == 404
+
+
+@pytest.mark.asyncio
+async def test_a_non_ascii_key_works_in_headers_and_the_query() -> None:
+    key = "clé-ünï-🔑"
+    async with client_of(create_app(InMemorySessionService(), api_key=key)) as http:
+        url = f"{PARENT}/sessions"
+        raw = key.encode()
+        assert (await http.get(url, headers={b"x-goog-api-key": raw})).status_code == 200
+        assert (
+            await http.get(url, headers={b"authorization": b"Bearer " + raw})
+        ).status_code == 200
+        assert (await http.get(url, params={"key": key})).status_code == 200
+        assert (await http.get(url, headers={"x-goog-api-key": "cle"})).status_code == 401

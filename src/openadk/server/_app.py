@@ -671,8 +671,9 @@ def _auth_dependency(api_key: str) -> Callable[..., Awaitable[None]]:
         key_header: Annotated[str | None, Depends(header)],
         key_query: Annotated[str | None, Depends(query)],
     ) -> None:
-        given = (token.credentials if token else None, key_header, key_query)
-        if not key_matches(given, expected):
+        # Starlette decodes header values as latin-1: back to the bytes the client sent.
+        from_headers = [v.encode("latin-1") for v in (token and token.credentials, key_header) if v]
+        if not key_matches([*from_headers, key_query], expected):
             raise ApiError(
                 401,
                 "The API key or bearer token is not valid.",

@@ -67,11 +67,17 @@ def check_api_key(api_key: str | None) -> str | None:
     return api_key
 
 
-def key_matches(given: Iterable[str | None], expected: bytes) -> bool:
-    """Whether any non-empty value in ``given`` is the key (constant-time comparisons)."""
+def key_matches(given: Iterable[str | bytes | None], expected: bytes) -> bool:
+    """Whether any non-empty value in ``given`` is the key (constant-time comparisons).
+
+    Header values come as the raw bytes the client sent; strings are compared as UTF-8.
+    """
     found = False
     for value in given:
-        if value and hmac.compare_digest(value.encode(), expected):
+        if not value:
+            continue
+        raw = value.encode() if isinstance(value, str) else value
+        if hmac.compare_digest(raw, expected):
             found = True
     return found
 
@@ -298,9 +304,9 @@ class Guard:
     def _check_key(self, scope: Scope, headers: dict[bytes, bytes]) -> None:
         if self.expected is None:
             return
-        given: list[str | None] = [headers.get(b"x-goog-api-key", b"").decode("latin-1")]
-        scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-        if scheme.lower() == "bearer":
+        given: list[str | bytes | None] = [headers.get(b"x-goog-api-key", b"")]
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        if scheme.lower() == b"bearer":
             given.append(token.strip())
         query = scope.get("query_string", b"").decode("latin-1")
         if "key=" in query:
