@@ -282,3 +282,21 @@ async def test_a_non_ascii_key_works_in_headers_and_the_query() -> None:
         ).status_code == 200
         assert (await http.get(url, params={"key": key})).status_code == 200
         assert (await http.get(url, headers={"x-goog-api-key": "cle"})).status_code == 401
+
+
+@pytest.mark.asyncio
+async def test_405_names_the_methods_of_the_path() -> None:
+    async with client_of(create_app(InMemorySessionService()), LOCAL) as http:
+        for path, allowed in (
+            (f"{PARENT}/sessions", "GET, POST"),
+            (f"{PARENT}/sessions/s1", "DELETE, GET"),
+            (f"{PARENT}/sessions/s1:appendEvent", "POST"),
+            ("/signin", "POST"),
+            ("/readyz", "GET"),
+        ):
+            response = await http.put(path)
+            assert response.status_code == 405, path
+            assert response.headers["allow"] == allowed, path
+            assert allowed in response.json()["error"]["message"]
+        # A GET on the custom method's path is that method's 405, not a session id "s1:...".
+        assert (await http.get(f"{PARENT}/sessions/s1:appendEvent")).headers["allow"] == "POST"

@@ -846,6 +846,10 @@ def create_app(
         install_ui(app, server.service, server.owners, api_key)
         public |= _UI_PATHS
 
+    for route in app.router.routes:
+        if isinstance(route, APIRoute):
+            table.add(route.path, route.methods or ())
+
     def is_public(path: str) -> bool:
         return path in public or path.startswith(ASSETS_PATH + "/")
 
