@@ -2,8 +2,8 @@
 
 Everything here runs on the request's headers before any byte of its body is read, so a client
 without the key, or one of too many, costs the server a small fixed amount of memory: uvicorn
-buffers at most 64 KiB of an unread body per connection, and every refusal here closes the
-connection.
+buffers at most 64 KiB of an unread body per connection, and a refusal of a request that has a
+body closes the connection.
 """
 
 from __future__ import annotations

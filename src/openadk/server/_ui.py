@@ -116,13 +116,13 @@ def install_ui(
         def link(**params: str) -> str:
             return "/?" + urlencode(params)
 
-        sign_out = (
+        sign_out_form = (
             ""
             if token is None
             else "<form method='post' action='/signout'><button>Sign out</button></form>"
         )
         form = (
-            sign_out + "<form method='get' action='/'>App (reasoning engine id): "
+            sign_out_form + "<form method='get' action='/'>App (reasoning engine id): "
             f"<input name='app' value='{escape(app_name or '')}'>"
             "<button>Show sessions</button></form>"
         )
