@@ -90,7 +90,7 @@ def _vertex_over(
                 await http.aclose()
                 await backing.close()
 
-        return Client(api_endpoint="http://openadk.test", http_client=http, **kwargs)
+        return Client(api_endpoint="http://127.0.0.1:8080", http_client=http, **kwargs)
 
     return make
 

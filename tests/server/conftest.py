@@ -10,6 +10,8 @@ from openadk.sessions import InMemorySessionService
 
 API_KEY = "test-key"
 BASE = "http://openadk.test"
+LOCAL = "http://127.0.0.1:8080"
+"""Where a server without a key is reached: it answers loopback Host names only."""
 PARENT = "/v1beta1/projects/p/locations/us-central1/reasoningEngines/app1"
 
 
@@ -33,6 +35,6 @@ async def client(store: InMemorySessionService) -> AsyncIterator[httpx.AsyncClie
 async def open_client(store: InMemorySessionService) -> AsyncIterator[httpx.AsyncClient]:
     """A client of a server without an API key."""
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(store)), base_url=BASE
+        transport=httpx.ASGITransport(app=create_app(store)), base_url=LOCAL
     ) as http:
         yield http

@@ -255,12 +255,12 @@ async def test_openapi_health_and_server_header(open_client: httpx.AsyncClient) 
 async def test_browsing_page(client: httpx.AsyncClient, open_client: httpx.AsyncClient) -> None:
     await create(client, {"userId": "u<1>", "sessionState": {"k": "<b>"}}, "page-1")
     assert (await client.get("/")).status_code == 401
-    index = await client.get("/", params={"key": "test-key"})
+    signed_in = await client.post("/signin", data={"key": "test-key"})
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/"
+    index = await client.get("/")
     assert index.status_code == 200 and "app1" in index.text
-    listing = await client.get("/", params={"key": "test-key", "app": "app1"})
+    listing = await client.get("/", params={"app": "app1"})
     assert "page-1" in listing.text and "u&lt;1&gt;" in listing.text
-    detail = await client.get(
-        "/", params={"key": "test-key", "app": "app1", "user": "u<1>", "session": "page-1"}
-    )
+    detail = await client.get("/", params={"app": "app1", "user": "u<1>", "session": "page-1"})
     assert detail.status_code == 200 and "&lt;b&gt;" in detail.text and "<b>" not in detail.text
     assert (await open_client.get("/", params={"app": "app1"})).status_code == 200

@@ -422,7 +422,7 @@ def plain_server(app: Any) -> httpx.AsyncClient:
 async def test_against_a_plain_server() -> None:
     store = InMemorySessionService()
     async with plain_server(create_app(store)) as http:
-        svc = VertexAiSessionService(api_endpoint="http://plain", http_client=http)
+        svc = VertexAiSessionService(api_endpoint="http://127.0.0.1:8080", http_client=http)
         first = await svc.create_session(
             app_name="app", user_id="u", session_id="s1", state={"a": 1}
         )
@@ -540,7 +540,7 @@ def test_the_service_survives_one_event_loop_per_call() -> None:
     def factory(**kwargs: Any) -> httpx.AsyncClient:
         return original(transport=httpx.ASGITransport(app=app), **kwargs)
 
-    svc = VertexAiSessionService(api_endpoint="http://h")
+    svc = VertexAiSessionService(api_endpoint="http://127.0.0.1:8080")
     import unittest.mock
 
     with unittest.mock.patch.object(httpx, "AsyncClient", factory):

@@ -75,6 +75,24 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-body-bytes", type=int, default=None, help="largest request body (default: 8 MiB)"
     )
+    serve.add_argument(
+        "--max-requests-in-flight",
+        type=int,
+        default=None,
+        help="concurrent requests; more get 429 (default: no limit)",
+    )
+    serve.add_argument(
+        "--max-bodies-in-flight",
+        type=int,
+        default=None,
+        help="request bodies read or handled at once; more get 503 (default: 64)",
+    )
+    serve.add_argument(
+        "--max-body-bytes-in-flight",
+        type=int,
+        default=None,
+        help="body bytes read or handled at once; more get 503 (default: 64 MiB)",
+    )
     serve.add_argument("--log-level", default="info", help="uvicorn log level (default: info)")
     db_help = f"database URL or .db file path (default: $DATABASE_URL or {DEFAULT_DB})"
     add_admin_commands(commands, db_help)
@@ -103,8 +121,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.db or default_db_url(),
             host=args.host,
             port=args.port,
-            api_key=args.api_key or os.environ.get("OPENADK_API_KEY") or None,
+            # An explicit --api-key '' is refused by serve; an empty variable counts as unset.
+            api_key=(
+                args.api_key
+                if args.api_key is not None
+                else os.environ.get("OPENADK_API_KEY") or None
+            ),
             max_body_bytes=args.max_body_bytes,
+            max_requests_in_flight=args.max_requests_in_flight,
+            max_bodies_in_flight=args.max_bodies_in_flight,
+            max_body_bytes_in_flight=args.max_body_bytes_in_flight,
             log_level=args.log_level,
         )
     if args.command == "db":

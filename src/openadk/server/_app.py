@@ -1,9 +1,10 @@
 """`create_app`: any openadk session service behind the Agent Engine Sessions REST API."""
 
 import asyncio
-import hmac
+import logging
 import math
 import uuid
+import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,20 +14,40 @@ from typing import Annotated, Any
 from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Path, Query
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import (
     APIKeyHeader,
     APIKeyQuery,
     HTTPAuthorizationCredentials,
     HTTPBearer,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.convertors import Convertor, register_url_convertor
 
 import openadk
 from openadk.errors import AlreadyExistsError, SessionNotFoundError, StaleSessionError
 from openadk.events import Event
-from openadk.server._errors import ApiError, error_body, install_error_handlers
+from openadk.server._docs import ASSETS_PATH, install_docs
+from openadk.server._errors import (
+    ApiError,
+    RouteTable,
+    error_response,
+    install_error_handlers,
+    new_request_id,
+    redact_detail,
+)
 from openadk.server._filters import check_order, parse_time_filter, parse_user_filter
+from openadk.server._guard import (
+    DEFAULT_MAX_BODIES_IN_FLIGHT,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_BODY_BYTES_IN_FLIGHT,
+    Guard,
+    Limits,
+    RedactKeyFilter,
+    check_api_key,
+    key_matches,
+)
 from openadk.server._models import (
     ENGINE_PATTERN,
     NEW_SESSION_ID_PATTERN,
@@ -39,8 +60,19 @@ from openadk.server._models import (
     SessionEventBody,
     SessionOut,
     UserStateOut,
+    model_components,
 )
 from openadk.server._owners import AmbiguousSessionId, Owners
+from openadk.server._patterns import (
+    EVENTS_FILTER,
+    EVENTS_ORDER,
+    HEADER_KEY,
+    JSON_VALUE,
+    JSON_VALUE_SCHEMA,
+    KEY,
+    SESSIONS_FILTER,
+    SESSIONS_ORDER,
+)
 from openadk.sessions import BaseSessionService, Session
 from openadk.sessions._base import check_key, encode_page_token
 from openadk.sessions._vertex import (
@@ -51,7 +83,6 @@ from openadk.sessions._vertex import (
     HEADER_LAST_EVENT_ID,
     HEADER_RESUMED,
     HEADER_REVISION,
-    HEADER_SERVER,
     HEADER_UPDATE_TIME,
     HEADER_USER_ID,
     OWNER_MISMATCH_REASON,
@@ -61,9 +92,15 @@ from openadk.sessions._vertex import (
     parse_time,
 )
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
+__all__ = [
+    "DEFAULT_MAX_BODIES_IN_FLIGHT",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_BODY_BYTES_IN_FLIGHT",
+    "create_app",
+]
 
-DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+logger = logging.getLogger("openadk.server")
+
 _SESSION_PAGE_DEFAULT = 100
 _SESSION_PAGE_MAX = 100
 _EVENT_PAGE_DEFAULT = 100
@@ -81,7 +118,9 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "Not found"),
         (409, "Already exists, or a stale revision (ABORTED)"),
         (413, "Body too large"),
+        (421, "Without an API key: a Host other than 127.0.0.1, localhost or [::1]"),
         (429, "Too many requests in flight"),
+        (503, "The session store failed, or too many bodies in flight; retry"),
     )
 }
 
@@ -298,11 +337,16 @@ class _Server:
     ) -> JSONResponse:
         data = body.model_dump(by_alias=True, exclude_none=True)
         try:
-            event = event_from_api(data)
+            with warnings.catch_warnings():
+                # google-genai keeps enum values it does not know (newer clients' values), with
+                # a warning; a warning filter set to "error" must not make that a 500.
+                warnings.filterwarnings("ignore", r".* is not a valid ", UserWarning)
+                event = event_from_api(data)
             delta = (data.get("actions") or {}).get("stateDelta")
             if delta is not None:
                 event.actions.state_delta = delta
-        except ValueError as exc:
+        except (ValueError, TypeError, AttributeError) as exc:
+            # google-genai's enums raise AttributeError for a non-string value, e.g. {}.
             raise ApiError(400, f"Invalid SessionEvent: {exc}") from exc
         current = await self.find(parent, session_id, user_id)
         for attempt in range(_STALE_RETRIES):
@@ -402,6 +446,25 @@ class _Server:
 
 # Routes -------------------------------------------------------------------------------------
 
+
+class _SessionIdConvertor(Convertor[str]):
+    """A session id path segment, which holds no ``:``.
+
+    So ``/sessions/s:appendEvent`` is never the session ``s:appendEvent``, and a GET there is
+    405 (the API's custom method is POST only).
+    """
+
+    regex = "[^/:]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("session_id", _SessionIdConvertor())
+
 _Engine = Annotated[str, Path(pattern=ENGINE_PATTERN, description="Reasoning engine id = app.")]
 _Name = Annotated[str, Path(pattern=ENGINE_PATTERN)]
 _SessionId = Annotated[str, Path(pattern=SESSION_PATTERN)]
@@ -411,6 +474,8 @@ _UserHeader = Annotated[
         alias=HEADER_USER_ID,
         description="openadk: the caller's user id (percent-encoded); another user's session "
         "is refused with 403.",
+        max_length=128,
+        json_schema_extra={"pattern": HEADER_KEY, "minLength": 1},
     ),
 ]
 
@@ -459,22 +524,32 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
         parent: _Parent,
         filter_: Annotated[
             str | None,
-            Query(alias="filter", max_length=4096, description='user_id="..." only.'),
+            Query(
+                alias="filter",
+                max_length=4096,
+                description='user_id="..." only.',
+                json_schema_extra={"pattern": SESSIONS_FILTER},
+            ),
         ] = None,
         page_size: Annotated[int | None, Query(alias="pageSize")] = None,
         page_token: Annotated[str | None, Query(alias="pageToken", max_length=4096)] = None,
-        order_by: Annotated[str | None, Query(alias="orderBy", max_length=256)] = None,
+        order_by: Annotated[
+            str | None,
+            Query(alias="orderBy", max_length=256, json_schema_extra={"pattern": SESSIONS_ORDER}),
+        ] = None,
     ) -> JSONResponse:
         return await server.list_sessions(parent, filter_, page_size, page_token, order_by)
 
-    @router.get("/sessions/{session_id}", response_model=SessionOut, summary="Get a session")
+    @router.get(
+        "/sessions/{session_id:session_id}", response_model=SessionOut, summary="Get a session"
+    )
     async def get_session(
         parent: _Parent, session_id: _SessionId, user: _UserHeader = None
     ) -> JSONResponse:
         return await server.get(parent, session_id, _user(user))
 
     @router.delete(
-        "/sessions/{session_id}", response_model=OperationOut, summary="Delete a session"
+        "/sessions/{session_id:session_id}", response_model=OperationOut, summary="Delete a session"
     )
     async def delete_session(
         parent: _Parent, session_id: _SessionId, user: _UserHeader = None
@@ -482,7 +557,9 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
         return await server.delete(parent, session_id, _user(user))
 
     @router.post(
-        "/sessions/{session_id}:appendEvent", response_model=dict[str, Any], summary="Append"
+        "/sessions/{session_id:session_id}:appendEvent",
+        response_model=dict[str, Any],
+        summary="Append",
     )
     async def append_event(
         parent: _Parent,
@@ -516,7 +593,7 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
         )
 
     @router.get(
-        "/sessions/{session_id}/events",
+        "/sessions/{session_id:session_id}/events",
         response_model=ListSessionEventsOut,
         summary="List a session's events",
     )
@@ -525,11 +602,19 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
         session_id: _SessionId,
         filter_: Annotated[
             str | None,
-            Query(alias="filter", max_length=4096, description='timestamp>="RFC 3339" only.'),
+            Query(
+                alias="filter",
+                max_length=4096,
+                description='timestamp>="RFC 3339" only.',
+                json_schema_extra={"pattern": EVENTS_FILTER},
+            ),
         ] = None,
         page_size: Annotated[int | None, Query(alias="pageSize")] = None,
         page_token: Annotated[str | None, Query(alias="pageToken", max_length=4096)] = None,
-        order_by: Annotated[str | None, Query(alias="orderBy", max_length=256)] = None,
+        order_by: Annotated[
+            str | None,
+            Query(alias="orderBy", max_length=256, json_schema_extra={"pattern": EVENTS_ORDER}),
+        ] = None,
         user: _UserHeader = None,
     ) -> JSONResponse:
         return await server.list_events(
@@ -543,7 +628,7 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
         )
 
     @router.get(
-        "/sessions/{session_id}/operations/{operation_id}",
+        "/sessions/{session_id:session_id}/operations/{operation_id}",
         response_model=OperationOut,
         summary="Get an operation",
     )
@@ -561,7 +646,10 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
     )
     async def get_user_state(
         parent: _Parent,
-        user_id: Annotated[str, Query(alias="userId", min_length=1, max_length=128)],
+        user_id: Annotated[
+            str,
+            Query(alias="userId", min_length=1, max_length=128, json_schema_extra={"pattern": KEY}),
+        ],
     ) -> JSONResponse:
         return await server.user_state(parent, user_id)
 
@@ -569,6 +657,10 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
 
 
 def _auth_dependency(api_key: str) -> Callable[..., Awaitable[None]]:
+    """The routes' own check of the key, which also documents the credentials in the schema.
+
+    The guard has checked the key already, before reading the body.
+    """
     expected = api_key.encode()
     bearer = HTTPBearer(auto_error=False, description="The server's API key as a bearer token.")
     header = APIKeyHeader(name="x-goog-api-key", auto_error=False)
@@ -579,15 +671,9 @@ def _auth_dependency(api_key: str) -> Callable[..., Awaitable[None]]:
         key_header: Annotated[str | None, Depends(header)],
         key_query: Annotated[str | None, Depends(query)],
     ) -> None:
-        given = [v for v in (token.credentials if token else None, key_header, key_query) if v]
-        if not given:
-            raise ApiError(
-                401,
-                "Missing credentials: send 'Authorization: Bearer <key>' or "
-                "'x-goog-api-key: <key>'.",
-                headers={"www-authenticate": "Bearer"},
-            )
-        if not any(hmac.compare_digest(v.encode(), expected) for v in given):
+        # Starlette decodes header values as latin-1: back to the bytes the client sent.
+        from_headers = [v.encode("latin-1") for v in (token and token.credentials, key_header) if v]
+        if not key_matches([*from_headers, key_query], expected):
             raise ApiError(
                 401,
                 "The API key or bearer token is not valid.",
@@ -597,94 +683,19 @@ def _auth_dependency(api_key: str) -> Callable[..., Awaitable[None]]:
     return require_key
 
 
-class _Guard:
-    """ASGI middleware: body size limit (413), requests in flight (429), the server header."""
+_PUBLIC_PATHS = frozenset(
+    {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
+)
+_UI_PATHS = frozenset({"/", "/signin", "/signout"})
+_READY_APP = "openadk-readyz"
+_READY_TIMEOUT = 5.0
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_in_flight: int | None) -> None:
-        self.app = app
-        self.max_body = max_body_bytes
-        self.max_in_flight = max_in_flight
-        self.in_flight = 0
-        self.version = openadk.__version__.encode()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_marked(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((HEADER_SERVER.encode(), self.version))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
-            await self._reject(
-                send_marked, 429, "Too many requests in flight; retry later.", {"retry-after": "1"}
-            )
-            return
-        self.in_flight += 1
-        try:
-            body = await self._read(scope, receive, send_marked)
-            if body is None:
-                return
-            delivered = False
-
-            async def replay() -> Message:
-                nonlocal delivered
-                if not delivered:
-                    delivered = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
-
-            await self.app(scope, replay, send_marked)
-        finally:
-            self.in_flight -= 1
-
-    async def _read(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
-        """The whole request body, or None after answering 400/413."""
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    await self._reject(send, 400, "Invalid Content-Length header.")
-                    return None
-                if length > self.max_body:
-                    await self._reject(send, 413, self._too_large())
-                    return None
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                await self._reject(send, 413, self._too_large())
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-
-    def _too_large(self) -> str:
-        return f"Request body is larger than the server's limit of {self.max_body} bytes."
-
-    @staticmethod
-    async def _reject(
-        send: Send, code: int, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        response = JSONResponse(error_body(code, message), status_code=code, headers=headers)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": response.raw_headers,
-            }
-        )
-        await send({"type": "http.response.body", "body": response.body})
+def _redact_access_log() -> None:
+    """Hides ``?key=`` values in uvicorn's access log, whoever runs the app."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactKeyFilter) for f in access.filters):
+        access.addFilter(RedactKeyFilter())
 
 
 def create_app(
@@ -693,6 +704,8 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_requests_in_flight: int | None = None,
+    max_bodies_in_flight: int = DEFAULT_MAX_BODIES_IN_FLIGHT,
+    max_body_bytes_in_flight: int = DEFAULT_MAX_BODY_BYTES_IN_FLIGHT,
     close_service: bool = False,
     ui: bool = True,
 ) -> FastAPI:
@@ -701,24 +714,45 @@ def create_app(
     Routes live under ``/v1beta1/`` and ``/v1/``, with the parent
     ``projects/{project}/locations/{location}/reasoningEngines/{engine}`` (project and location
     are accepted and ignored) or ``reasoningEngines/{engine}`` (Express Mode style). The
-    reasoning engine id is the app name. ``/openapi.json`` holds the schema; ``/healthz``
-    answers ``{"status": "ok"}``; ``/`` is a small page for browsing sessions.
+    reasoning engine id is the app name. ``/openapi.json`` holds the schema, ``/docs`` shows it
+    (Swagger UI, served from installed files); ``/healthz`` answers ``{"status": "ok"}`` while
+    the process runs, ``/readyz`` ``{"status": "ready"}`` when the service answers a query (503
+    otherwise); ``/`` is a small page for browsing sessions.
+
+    The key and the ``Host`` are checked on the request's headers, before its body is read.
+    Without a key only requests addressed to a loopback name (``127.0.0.1``, ``localhost``,
+    ``[::1]``, any port) are answered (421 otherwise), so a web page cannot reach the server
+    through DNS rebinding.
 
     Args:
         service: Where sessions are stored; any openadk session service.
         api_key: When given, every API request must carry it as ``Authorization: Bearer <key>``,
-            ``x-goog-api-key: <key>`` or ``?key=<key>`` (401 otherwise).
+            ``x-goog-api-key: <key>`` or ``?key=<key>`` (401 otherwise); the page at ``/``
+            asks for it once and keeps a cookie.
         max_body_bytes: Larger request bodies are refused with 413.
         max_requests_in_flight: More concurrent requests than this are refused with 429.
+        max_bodies_in_flight: More request bodies than this being read or handled at once are
+            refused with 503 and ``Retry-After``.
+        max_body_bytes_in_flight: More body bytes than this being read or handled at once are
+            refused with 503 and ``Retry-After``.
         close_service: Close ``service`` when the app shuts down.
         ui: Serve the browsing page at ``/``.
 
     Returns:
         The FastAPI app (an ASGI app).
+
+    Raises:
+        ValueError: A blank ``api_key`` or a limit that is not positive.
     """
-    if max_body_bytes < 1:
-        raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}.")
+    api_key = check_api_key(api_key)
+    limits = Limits(
+        max_body_bytes=max_body_bytes,
+        max_requests_in_flight=max_requests_in_flight,
+        max_bodies_in_flight=max_bodies_in_flight,
+        max_body_bytes_in_flight=max_body_bytes_in_flight,
+    )
     server = _Server(service)
+    _redact_access_log()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -734,19 +768,29 @@ def create_app(
         description="The Vertex AI Agent Engine Sessions REST API, served by openadk from any "
         "session service. Headers named x-openadk-* are openadk's extensions.",
         lifespan=lifespan,
+        docs_url=None,
         redoc_url=None,
+        # Starlette builds slash redirects from the Host header; a wrong path is a 404 instead.
+        redirect_slashes=False,
     )
     app.state.openadk = server
     install_error_handlers(app)
     dependencies = [] if api_key is None else [Depends(_auth_dependency(api_key))]
+    table = RouteTable()
+    app.state.route_table = table
     for version in _VERSIONS:
         for parent_dep, prefix in (
             (_full_parent(version), "/projects/{project}/locations/{location}"),
             (_express_parent(version), ""),
         ):
+            router = _router(server, parent_dep)
+            full_prefix = f"/{version}{prefix}/reasoningEngines/{{engine}}"
+            for route in router.routes:
+                if isinstance(route, APIRoute):
+                    table.add(full_prefix + route.path, route.methods or ())
             app.include_router(
-                _router(server, parent_dep),
-                prefix=f"/{version}{prefix}/reasoningEngines/{{engine}}",
+                router,
+                prefix=full_prefix,
                 dependencies=dependencies,
                 include_in_schema=version == "v1beta1" and bool(prefix),
             )
@@ -755,14 +799,59 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        try:
+            await asyncio.wait_for(
+                service.list_sessions(app_name=_READY_APP, limit=1), timeout=_READY_TIMEOUT
+            )
+        except Exception as exc:
+            request_id = new_request_id()
+            logger.warning(
+                "not ready, request id %s: %s: %s",
+                request_id,
+                type(exc).__name__,
+                redact_detail(str(exc)),
+            )
+            return error_response(
+                503,
+                f"The session store is not answering. Request id {request_id} (the server's "
+                "log has the details).",
+                headers={"retry-after": "1"},
+                request_id=request_id,
+            )
+        return JSONResponse({"status": "ready"})
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            # State values refer to this recursive schema, which pydantic cannot declare.
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components[JSON_VALUE] = JSON_VALUE_SCHEMA
+            components.update(model_components())
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    install_docs(app, "/openapi.json", app.title)
+    public = set(_PUBLIC_PATHS)
     if ui:
         from openadk.server._ui import install_ui
 
         install_ui(app, server.service, server.owners, api_key)
+        public |= _UI_PATHS
 
-    app.add_middleware(
-        _Guard,
-        max_body_bytes=max_body_bytes,
-        max_in_flight=max_requests_in_flight,
-    )
+    for route in app.router.routes:
+        if isinstance(route, APIRoute):
+            table.add(route.path, route.methods or ())
+
+    def is_public(path: str) -> bool:
+        return path in public or path.startswith(ASSETS_PATH + "/")
+
+    app.add_middleware(Guard, api_key=api_key, limits=limits, is_public=is_public)
     return app

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import re
+import uuid
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from openadk.errors import StorageError
 
-__all__ = ["ApiError", "error_response", "install_error_handlers"]
+__all__ = [
+    "ApiError",
+    "RouteTable",
+    "error_body",
+    "error_response",
+    "install_error_handlers",
+    "new_request_id",
+    "redact_detail",
+]
 
 logger = logging.getLogger("openadk.server")
 
@@ -27,6 +38,7 @@ STATUS_NAMES = {
     409: "ABORTED",
     413: "INVALID_ARGUMENT",
     415: "INVALID_ARGUMENT",
+    421: "FAILED_PRECONDITION",
     429: "RESOURCE_EXHAUSTED",
     500: "INTERNAL",
     503: "UNAVAILABLE",
@@ -63,7 +75,11 @@ class ApiError(Exception):
 
 
 def error_body(
-    code: int, message: str, status: str | None = None, reason: str | None = None
+    code: int,
+    message: str,
+    status: str | None = None,
+    reason: str | None = None,
+    request_id: str | None = None,
 ) -> dict[str, Any]:
     """The JSON of a Google API error."""
     if len(message) > _MAX_MESSAGE:
@@ -81,6 +97,10 @@ def error_body(
                 "domain": "openadk",
             }
         ]
+    if request_id:
+        error.setdefault("details", []).append(
+            {"@type": "type.googleapis.com/google.rpc.RequestInfo", "requestId": request_id}
+        )
     return {"error": error}
 
 
@@ -91,11 +111,27 @@ def error_response(
     status: str | None = None,
     reason: str | None = None,
     headers: Mapping[str, str] | None = None,
+    request_id: str | None = None,
 ) -> JSONResponse:
     """A Google API JSON error response."""
     return JSONResponse(
-        error_body(code, message, status, reason), status_code=code, headers=dict(headers or {})
+        error_body(code, message, status, reason, request_id),
+        status_code=code,
+        headers=dict(headers or {}),
     )
+
+
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]*@")
+
+
+def redact_detail(text: str) -> str:
+    """``text`` with any password in a URL replaced by ``***``, for log lines."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
+def new_request_id() -> str:
+    """A fresh request id: it ties a client's generic error to the server's log line."""
+    return uuid.uuid4().hex
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -104,6 +140,40 @@ def _validation_message(exc: RequestValidationError) -> str:
         where = ".".join(str(p) for p in error.get("loc", ()))
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
     return "Invalid request: " + "; ".join(parts) if parts else "Invalid request."
+
+
+class RouteTable:
+    """Every route's path template and methods, for a 405's ``Allow`` header.
+
+    Starlette names only the first matching route's methods. When several templates fit a path
+    (``/sessions/{id}`` also fits ``/sessions/s:appendEvent``), the most specific ones, with the
+    most literal characters, are the path's own.
+    """
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[re.Pattern[str], int, frozenset[str]]] = []
+
+    def add(self, template: str, methods: Iterable[str]) -> None:
+        """Records a route's full path template and its methods."""
+        regex, _, _ = compile_path(template)
+        literal = len(_TEMPLATE_PARAM.sub("", template))
+        self._routes.append((regex, literal, frozenset(methods)))
+
+    def allowed(self, path: str) -> list[str]:
+        """The methods of the most specific templates matching ``path``, sorted."""
+        best = -1
+        methods: set[str] = set()
+        for regex, literal, route_methods in self._routes:
+            if not regex.match(path):
+                continue
+            if literal > best:
+                best, methods = literal, set()
+            if literal == best:
+                methods |= route_methods
+        return sorted(methods)
+
+
+_TEMPLATE_PARAM = re.compile(r"{[^}]*}")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -122,19 +192,51 @@ def install_error_handlers(app: FastAPI) -> None:
         exc = cast(StarletteHTTPException, exc)
         code = exc.status_code
         message = str(exc.detail) if exc.detail else "Error."
+        headers = dict(exc.headers or {})
         if code == 404:
             message = f"No such resource or method: {request.method} {request.url.path}"
-        return error_response(code, message, headers=exc.headers)
+        elif code == 405:
+            table = getattr(request.app.state, "route_table", None)
+            allowed = table.allowed(request.url.path) if isinstance(table, RouteTable) else []
+            if allowed:
+                headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+                headers["allow"] = ", ".join(allowed)
+                message = f"Method {request.method} is not allowed here; use {headers['allow']}."
+        return error_response(code, message, headers=headers)
 
     async def storage_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.warning("storage error on %s %s: %s", request.method, request.url.path, exc)
+        # The detail names the database, its host and driver: the log gets it, clients do not.
+        request_id = new_request_id()
+        logger.warning(
+            "storage error, request id %s, on %s %s: %s",
+            request_id,
+            request.method,
+            request.url.path,
+            redact_detail(str(exc)),
+        )
         return error_response(
-            503, f"The session store is unavailable: {exc}", headers={"retry-after": "1"}
+            503,
+            f"The session store is unavailable; retry later. Request id {request_id} "
+            "(the server's log has the details).",
+            headers={"retry-after": "1"},
+            request_id=request_id,
         )
 
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("internal error on %s %s", request.method, request.url.path)
-        return error_response(500, f"Internal error: {type(exc).__name__}.")
+        request_id = new_request_id()
+        logger.error(
+            "internal error, request id %s, on %s %s",
+            request_id,
+            request.method,
+            request.url.path,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        return error_response(
+            500,
+            f"Internal error: {type(exc).__name__}. Request id {request_id} (the server's log "
+            "has the details).",
+            request_id=request_id,
+        )
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, validation_error)

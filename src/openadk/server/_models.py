@@ -9,11 +9,13 @@ accept camelCase or snake_case names. Response models document what the server s
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from openadk.server._patterns import EVENT_TIME, KEY, RFC3339, STATE_SCHEMA, TTL
 from openadk.sessions._vertex import parse_time
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "SessionEventOut",
     "SessionOut",
     "UserStateOut",
+    "model_components",
 ]
 
 ENGINE_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
@@ -59,6 +62,44 @@ class _Out(BaseModel):
     model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
 
 
+def _state_schema(schema: dict[str, Any]) -> None:
+    """Describes a state object's values (no NUL anywhere) in an optional field's schema."""
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "object":
+            branch.update(STATE_SCHEMA)
+
+
+COMPONENTS = "#/components/schemas/adk.{model}"
+"""Where the schemas of google-genai's and openadk's own models go in the OpenAPI document."""
+
+
+def _model_schema(model: str) -> Callable[[dict[str, Any]], None]:
+    """Describes an optional object field as the named model (see `model_components`)."""
+
+    def update(schema: dict[str, Any]) -> None:
+        for branch in schema.get("anyOf", [schema]):
+            if branch.get("type") == "object":
+                branch.clear()
+                branch["$ref"] = COMPONENTS.format(model=model)
+
+    return update
+
+
+def model_components() -> dict[str, Any]:
+    """The schema components `_model_schema` refers to: an Event and a Content, with theirs."""
+    from google.genai import types
+
+    from openadk.events import Event
+
+    components: dict[str, Any] = {}
+    for model in (Event, types.Content):
+        schema = model.model_json_schema(by_alias=True, ref_template=COMPONENTS)
+        for name, definition in schema.pop("$defs", {}).items():
+            components[f"adk.{name}"] = definition
+        components[f"adk.{model.__name__}"] = schema
+    return components
+
+
 def _rfc3339(value: str | None) -> str | None:
     if value is not None:
         parse_time(value)
@@ -68,25 +109,55 @@ def _rfc3339(value: str | None) -> str | None:
 class SessionBody(_In):
     """The ``Session`` of a create request."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "description": "At most one of ttl and expireTime.",
+                "required": ["ttl", "expireTime"],
+                "properties": {"ttl": {"type": "string"}, "expireTime": {"type": "string"}},
+            }
+        }
+    )
+
     name: str | None = Field(default=None, max_length=1024, description="Ignored on input.")
-    user_id: str = Field(min_length=1, max_length=128, description="Required. Immutable.")
+    user_id: str = Field(
+        min_length=1,
+        max_length=128,
+        description="Required. Immutable.",
+        json_schema_extra={"pattern": KEY},
+    )
     session_state: dict[str, Any] | None = Field(
-        default=None, description="The initial state (app:, user: and temp: prefixes apply)."
+        default=None,
+        description="The initial state (app:, user: and temp: prefixes apply).",
+        json_schema_extra=_state_schema,
     )
     display_name: str | None = Field(default=None, max_length=256)
     labels: dict[str, str] | None = Field(
-        default=None, description="Accepted and validated; openadk does not store labels."
+        default=None,
+        description="Accepted and validated; openadk does not store labels.",
+        json_schema_extra={
+            "propertyNames": {"pattern": "^[A-Za-z0-9_-]{1,63}$"},
+            "additionalProperties": {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,63}$"},
+        },
     )
     ttl: str | None = Field(
         default=None,
         pattern=_TTL,
+        # The schema says what the service accepts (positive); the check itself says why not.
+        json_schema_extra={"pattern": TTL},
         description="Input only, e.g. '7200s': the session expires that long after creation.",
     )
     expire_time: str | None = Field(
-        default=None, description="RFC 3339: when the session expires (input only)."
+        default=None,
+        json_schema_extra={"pattern": RFC3339},
+        description="RFC 3339, in the future: when the session expires (input only).",
     )
-    create_time: str | None = Field(default=None, description="Output only; ignored.")
-    update_time: str | None = Field(default=None, description="Output only; ignored.")
+    create_time: str | None = Field(
+        default=None, json_schema_extra={"pattern": RFC3339}, description="Output only; ignored."
+    )
+    update_time: str | None = Field(
+        default=None, json_schema_extra={"pattern": RFC3339}, description="Output only; ignored."
+    )
 
     _check_times = field_validator("expire_time", "create_time", "update_time")(_rfc3339)
 
@@ -112,7 +183,7 @@ class EventActionsBody(_In):
     """``SessionEvent.actions``."""
 
     skip_summarization: bool | None = None
-    state_delta: dict[str, Any] | None = None
+    state_delta: dict[str, Any] | None = Field(default=None, json_schema_extra=_state_schema)
     artifact_delta: dict[str, int] | None = None
     transfer_agent: str | None = None
     escalate: bool | None = None
@@ -128,9 +199,15 @@ class EventMetadataBody(_In):
     branch: str | None = None
     custom_metadata: dict[str, Any] | None = None
     long_running_tool_ids: list[str] | None = None
-    grounding_metadata: dict[str, Any] | None = None
-    input_transcription: dict[str, Any] | None = None
-    output_transcription: dict[str, Any] | None = None
+    grounding_metadata: dict[str, Any] | None = Field(
+        default=None, json_schema_extra=_model_schema("GroundingMetadata")
+    )
+    input_transcription: dict[str, Any] | None = Field(
+        default=None, json_schema_extra=_model_schema("Transcription")
+    )
+    output_transcription: dict[str, Any] | None = Field(
+        default=None, json_schema_extra=_model_schema("Transcription")
+    )
 
 
 class SessionEventBody(_In):
@@ -139,14 +216,22 @@ class SessionEventBody(_In):
     name: str | None = Field(default=None, max_length=2048, description="Ignored on input.")
     author: str = Field(max_length=1024, description="Required: 'user' or an agent name.")
     invocation_id: str = Field(max_length=1024, description="Required.")
-    timestamp: str = Field(description="Required. RFC 3339, from 1970 to 9998.")
-    content: dict[str, Any] | None = Field(default=None, description="A google.genai Content.")
+    timestamp: str = Field(
+        json_schema_extra={"pattern": EVENT_TIME},
+        description="Required. RFC 3339, from 1970 to 9998.",
+    )
+    content: dict[str, Any] | None = Field(
+        default=None,
+        description="A google.genai Content.",
+        json_schema_extra=_model_schema("Content"),
+    )
     actions: EventActionsBody | None = None
     error_code: str | None = None
     error_message: str | None = None
     event_metadata: EventMetadataBody | None = None
     raw_event: dict[str, Any] | None = Field(
         default=None,
+        json_schema_extra=_model_schema("Event"),
         description="The whole event (google-adk's camelCase Event JSON); kept so events "
         "round-trip with every field.",
     )

@@ -43,21 +43,51 @@ def serve(
     port: int = 8080,
     api_key: str | None = None,
     max_body_bytes: int | None = None,
+    max_requests_in_flight: int | None = None,
+    max_bodies_in_flight: int | None = None,
+    max_body_bytes_in_flight: int | None = None,
     log_level: str = "info",
     out: TextIO | None = None,
 ) -> int:
     """Runs the server until interrupted; returns the exit code.
 
     Without ``api_key`` the server listens on 127.0.0.1 only, whatever ``host`` says, and says
-    so: anyone who can reach it could read and change every session.
+    so: anyone who can reach it could read and change every session. A blank key (empty or
+    whitespace) is refused (exit code 2), not taken as protection. The ``max_*`` limits are
+    :func:`create_app`'s; None keeps its default.
     """
     import uvicorn
 
-    from openadk.server._app import DEFAULT_MAX_BODY_BYTES, create_app
+    from openadk.server._app import create_app
+    from openadk.server._guard import (
+        DEFAULT_MAX_BODIES_IN_FLIGHT,
+        DEFAULT_MAX_BODY_BYTES,
+        DEFAULT_MAX_BODY_BYTES_IN_FLIGHT,
+        Limits,
+        check_api_key,
+    )
 
     out = out or sys.stderr
-    if not api_key:
-        api_key = None
+    try:
+        api_key = check_api_key(api_key)
+        limits = Limits(
+            max_body_bytes=DEFAULT_MAX_BODY_BYTES if max_body_bytes is None else max_body_bytes,
+            max_requests_in_flight=max_requests_in_flight,
+            max_bodies_in_flight=(
+                DEFAULT_MAX_BODIES_IN_FLIGHT
+                if max_bodies_in_flight is None
+                else max_bodies_in_flight
+            ),
+            max_body_bytes_in_flight=(
+                DEFAULT_MAX_BODY_BYTES_IN_FLIGHT
+                if max_body_bytes_in_flight is None
+                else max_body_bytes_in_flight
+            ),
+        )
+    except (TypeError, ValueError) as exc:
+        print(f"openadk serve: {exc}", file=out)
+        return 2
+    if api_key is None:
         if not _is_loopback(host):
             print(
                 f"openadk serve: no API key configured, so listening on 127.0.0.1 only "
@@ -75,7 +105,10 @@ def serve(
     app = create_app(
         service,
         api_key=api_key,
-        max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+        max_body_bytes=limits.max_body_bytes,
+        max_requests_in_flight=limits.max_requests_in_flight,
+        max_bodies_in_flight=limits.max_bodies_in_flight,
+        max_body_bytes_in_flight=limits.max_body_bytes_in_flight,
         close_service=True,
     )
     where = f"[{host}]" if ":" in host else host

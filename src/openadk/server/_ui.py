@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 from html import escape
 from typing import Annotated
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
-from fastapi import FastAPI, Query
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, Response
 
+from openadk.server._guard import COOKIE_NAME
 from openadk.server._owners import Owners
 from openadk.sessions import BaseSessionService
 from openadk.sessions._vertex import format_time
@@ -34,6 +36,25 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     )
 
 
+def _cookie_token(api_key: str) -> str:
+    """What the sign-in cookie holds: derived from the key, so the browser never stores it."""
+    return hmac.new(api_key.encode(), b"openadk browse page", hashlib.sha256).hexdigest()
+
+
+def _sign_in_page(message: str, status: int) -> HTMLResponse:
+    form = (
+        f"<p>{escape(message)}</p><form method='post' action='/signin'>"
+        "<label>API key: <input type='password' name='key' autocomplete='current-password' "
+        "required></label> <button>Sign in</button></form>"
+    )
+    return _page("openadk sessions", form, status)
+
+
+def _redirect_home() -> Response:
+    # A relative Location: a redirect is never built from the Host header.
+    return Response(status_code=303, headers={"location": "/"})
+
+
 def _json(value: object) -> str:
     return f"<pre>{escape(json.dumps(value, indent=2, ensure_ascii=False))}</pre>"
 
@@ -43,33 +64,67 @@ def install_ui(
 ) -> None:
     """Adds ``GET /``: a form for an app name, its sessions, and one session's state and events.
 
-    With an API key configured, the page needs it as ``?key=...``.
+    With an API key configured, the page asks for it once (``POST /signin``, a form) and keeps
+    an HttpOnly, SameSite=Strict cookie derived from it; ``POST /signout`` clears the cookie. No
+    URL ever carries the key.
     """
+    token = None if api_key is None else _cookie_token(api_key)
+
+    def signed_in(request: Request) -> bool:
+        if token is None:
+            return True
+        given = request.cookies.get(COOKIE_NAME, "")
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    @app.post("/signin", include_in_schema=False)
+    async def sign_in(request: Request) -> Response:
+        if api_key is None or token is None:
+            return _redirect_home()
+        # The guard caps this public route's body at a few KiB.
+        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        given = form.get("key", "")
+        if not (given and hmac.compare_digest(given.encode(), api_key.encode())):
+            return _sign_in_page("That is not the server's API key.", 401)
+        response = _redirect_home()
+        response.set_cookie(
+            COOKIE_NAME,
+            token,
+            httponly=True,
+            samesite="strict",
+            path="/",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    @app.post("/signout", include_in_schema=False)
+    async def sign_out() -> Response:
+        response = _redirect_home()
+        response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
+        return response
 
     @app.get("/", include_in_schema=False, response_class=HTMLResponse)
     async def index(
+        request: Request,
         app_name: Annotated[str | None, Query(alias="app", max_length=128)] = None,
         user_id: Annotated[str | None, Query(alias="user", max_length=128)] = None,
         session_id: Annotated[str | None, Query(alias="session", max_length=128)] = None,
         page_token: Annotated[str | None, Query(alias="page", max_length=4096)] = None,
-        key: Annotated[str | None, Query(max_length=1024)] = None,
     ) -> HTMLResponse:
-        if api_key is not None and not (
-            key and hmac.compare_digest(key.encode(), api_key.encode())
-        ):
-            return _page(
-                "openadk sessions", "<p>Add <code>?key=API_KEY</code> to the URL.</p>", 401
-            )
-        keep = {"key": key} if key else {}
+        if not signed_in(request):
+            return _sign_in_page("This server needs its API key to show sessions.", 401)
 
         def link(**params: str) -> str:
-            return "/?" + urlencode({**keep, **params})
+            return "/?" + urlencode(params)
 
+        sign_out_form = (
+            ""
+            if token is None
+            else "<form method='post' action='/signout'><button>Sign out</button></form>"
+        )
         form = (
-            "<form method='get' action='/'>App (reasoning engine id): "
+            sign_out_form + "<form method='get' action='/'>App (reasoning engine id): "
             f"<input name='app' value='{escape(app_name or '')}'>"
-            + (f"<input type='hidden' name='key' value='{escape(key)}'>" if key else "")
-            + "<button>Show sessions</button></form>"
+            "<button>Show sessions</button></form>"
         )
         apps = owners.known_apps()
         if not app_name:
