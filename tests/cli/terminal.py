@@ -85,10 +85,15 @@ class Terminal:
                 )
 
     def wait(self) -> int:
-        """Reads to the end and returns the exit code."""
+        """Reads to the end and returns the exit code; fails if the program does not end."""
         deadline = time.monotonic() + PATIENCE_S
-        while time.monotonic() < deadline and self._read(deadline - time.monotonic()):
-            pass
+        ended = False
+        while not ended and time.monotonic() < deadline:
+            ended = not self._read(deadline - time.monotonic())
+        if not ended:
+            self.kill()
+            raise AssertionError(f"The program did not exit. The terminal shows:\n{self.screen}")
+        # The terminal is closed: the program is exiting.
         _, status = os.waitpid(self.pid, 0)
         os.close(self.fd)
         self.status = os.waitstatus_to_exitcode(status)

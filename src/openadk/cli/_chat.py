@@ -302,9 +302,7 @@ class _Chat:
         failed = False
         while True:
             try:
-                await self._turn(session_id, text)
-                if failed:
-                    self.console.print("[dim](the database answers again)[/dim]")
+                await self._turn(session_id, text, failed)
                 return
             except StorageError as error:
                 kept = "stored" if self.stored else "kept, not sent yet"
@@ -320,7 +318,7 @@ class _Chat:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _LAST_RETRY_S)
 
-    async def _turn(self, session_id: str, text: str) -> None:
+    async def _turn(self, session_id: str, text: str, recovering: bool) -> None:
         message = None
         if not self.stored:
             message = types.Content(role="user", parts=[types.Part(text=text)])
@@ -330,6 +328,9 @@ class _Chat:
             new_message=message,
             yield_user_message=True,
         ):
+            if recovering:
+                self.console.print("[dim](the database answers again)[/dim]")
+                recovering = False
             if event.author == "user":
                 # The runner yields the user's event once it is stored.
                 self.stored = True
