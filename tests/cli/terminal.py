@@ -29,7 +29,7 @@ ENTER = "\r"
 _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]|[\x01\x02\x07]")
 
 # A reply from the program is waited for this long at most; reaching it fails the test.
-PATIENCE_S = 90.0
+PATIENCE_S = float(os.environ.get("OPENADK_TEST_TERMINAL_PATIENCE", "90"))
 
 
 class Terminal:

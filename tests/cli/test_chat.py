@@ -83,7 +83,7 @@ def terminal_chat(home: Path, *args: str, **env: str) -> Iterator[Terminal]:
         [sys.executable, "-c", SLOW_MODEL_CHAT, "chat", *args], home, terminal_env(home, **env)
     )
     try:
-        term.expect("Ctrl-C cancels.")
+        term.expect("Commands: /state  /history  /sessions  /new  /quit")
         term.expect("you> ")
         yield term
     finally:
