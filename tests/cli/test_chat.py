@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import stat
 import subprocess
 import sys
 import uuid
@@ -135,6 +136,8 @@ def test_line_editing_history_ctrl_c_and_ctrl_d_in_a_terminal(tmp_path: Path) ->
     assert len(histories) == 1
     assert histories[0].read_text().splitlines()[-2:] == ["What is my name?", "/quit"]
     assert "half a line" not in histories[0].read_text()
+    # What a user types may be private.
+    assert stat.S_IMODE(histories[0].stat().st_mode) == 0o600
     other = f"sqlite+aiosqlite:///{tmp_path / 'two.db'}"
     with terminal_chat(tmp_path, "--db", other) as term:
         term.type(UP + "hello" + ENTER)

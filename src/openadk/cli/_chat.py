@@ -130,7 +130,10 @@ class _LineEditor:
             if not self._history.exists():
                 # What a user types may be private: the file is theirs alone.
                 self._history.touch(mode=0o600)
-            self._readline.append_history_file(1, self._history)
+            if hasattr(self._readline, "append_history_file"):
+                self._readline.append_history_file(1, self._history)
+            else:  # macOS's libedit has no append
+                self._readline.write_history_file(self._history)
         except OSError as error:
             self._console.print(f"[dim]history not saved: {escape(str(error))}[/dim]")
             self._history = None

@@ -7,6 +7,7 @@ import logging
 import queue
 import threading
 import uuid
+from collections import ChainMap
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -107,7 +108,7 @@ class Runner:
             )
         invocation_id = invocation_id or f"e-{uuid.uuid4()}"
         # A turn the agent cannot start must not leave the user's message stored unanswered.
-        self.agent.render_instruction({**session.state, **(state_delta or {})})
+        self.agent.render_instruction(ChainMap(dict(state_delta or {}), session.state))
         if new_message is not None:
             message = new_message.model_copy(update={"role": "user"})
             user_event = Event(
