@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Coroutine, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.genai import types
 from rich.console import Console
@@ -28,6 +28,9 @@ from openadk.events import Event
 from openadk.models import MODEL_ENV_VAR
 from openadk.runners import Runner
 from openadk.sessions import BaseSessionService, Session
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 __all__ = ["history_path", "run_chat"]
 
@@ -62,23 +65,17 @@ def recall(key: str, tool_context: ToolContext) -> dict[str, Any]:
     return {"key": key, "value": tool_context.state.get(key)}
 
 
-def history_path(engine_url: Any) -> Path:
-    """Where the chat keeps the typed lines for one database.
+def history_path(url: URL) -> Path:
+    """Where the chat keeps the typed lines for the database at ``url``.
 
     ``$XDG_STATE_HOME/openadk/chat-history/<digest>`` (``~/.local/state/...`` by default), one file
     per database: the digest is taken of the URL without its password, with a SQLite file's
     path made absolute, so ``./sessions.db`` in two folders are two histories.
     """
-    url = engine_url
-    database = getattr(url, "database", None)
-    if getattr(url, "drivername", "").startswith("sqlite") and database not in (
-        None,
-        "",
-        ":memory:",
-    ):
-        url = url.set(database=str(Path(database).resolve()))
-    rendered = url.render_as_string(hide_password=True) if hasattr(url, "render_as_string") else url
-    digest = hashlib.sha256(str(rendered).encode()).hexdigest()[:16]
+    if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
+        url = url.set(database=str(Path(str(url.database)).resolve()))
+    rendered = url.render_as_string(hide_password=True)
+    digest = hashlib.sha256(rendered.encode()).hexdigest()[:16]
     state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state_home) / "openadk" / "chat-history" / digest
 
@@ -98,9 +95,16 @@ class _LineEditor:
             return
         self._readline = readline
         readline.set_history_length(_HISTORY_LINES)
-        if history is not None:
+        if history is not None and history.exists():
             with contextlib.suppress(OSError):
                 readline.read_history_file(history)
+                # Lines are appended one by one; this keeps the file to the last 1,000.
+                readline.write_history_file(history)
+
+    @property
+    def can_prefill(self) -> bool:
+        """Whether a line can be put back on the prompt for the user to send again."""
+        return self._readline is not None
 
     def prompt(self) -> str:
         if self._readline is not None and self._console.color_system is not None:
@@ -385,9 +389,13 @@ def _run_loop(loop: _Loop, chat: _Chat, editor: _LineEditor, session_id: str) ->
                 console.print("[dim](cancelled)[/dim]")
             elif chat.stored:
                 console.print("[dim](answer cancelled; your message is stored)[/dim]")
-            else:
-                console.print("[dim](cancelled; your message was not sent: it is back on the line)")
+            elif editor.can_prefill:
+                console.print(
+                    "[dim](cancelled; your message was not sent: it is back on the line)[/dim]"
+                )
                 prefill = line
+            else:
+                console.print("[dim](cancelled; your message was not sent)[/dim]")
         except (StorageError, ValueError, KeyError, OpenAdkError) as error:
             message = error.args[0] if isinstance(error, KeyError) and error.args else error
             console.print(f"[red]error:[/red] {escape(str(message))}")
