@@ -248,3 +248,27 @@ def test_example_9_multiple_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
         ("user", "Hi there"),
         ("multi_session_agent", "Hello! How can I help you today?"),
     ]
+
+
+def test_example_1_without_a_model_key_says_why_nothing_came_back(tmp_path: Path) -> None:
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OPENADK_MODEL", "GOOGLE_API_KEY", "GEMINI_API_KEY")
+        and not k.startswith("GOOGLE_GENAI_")
+        and not k.startswith("GOOGLE_CLOUD_")
+    }
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "example_1_basic_session.py")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+        timeout=120,
+    )
+    # The example prints only text parts, and an error event has none: the Runner's warning
+    # is what tells the user why.
+    assert out.stdout == ""
+    assert out.stderr.count("Agent 'session_agent' answered with an error (MODEL_ERROR)") == 2
+    assert "needs credentials: set GOOGLE_API_KEY" in out.stderr
+    assert "OPENADK_MODEL=offline" in out.stderr

@@ -278,3 +278,45 @@ async def test_tools_are_called_and_their_events_stored() -> None:
     assert len(session.events) == 4
     assert session.state == {"last_city": "Paris"}
     assert session.events[2].actions.state_delta == {"last_city": "Paris"}
+
+
+@pytest.mark.asyncio
+async def test_an_instruction_needing_a_missing_key_is_refused_before_the_message_is_stored() -> (
+    None
+):
+    model = RecordingModel()
+    runner, service = make(model, instruction="You help {user:name}.")
+    await service.create_session(app_name="app", user_id="u", session_id="s")
+    # google-adk's KeyError message, raised before anything is stored.
+    with pytest.raises(
+        KeyError, match=r"Context variable not found: `user:name` in agent 'helper'\."
+    ):
+        await run(runner, "hello")
+    session = await service.get_session(app_name="app", user_id="u", session_id="s")
+    assert session is not None and session.events == []
+    assert model.requests == []
+    # The run's own state_delta counts: it is stored with the message.
+    events = [
+        e
+        async for e in runner.run_async(
+            user_id="u",
+            session_id="s",
+            new_message=user_text("hello"),
+            state_delta={"user:name": "Ada"},
+        )
+    ]
+    assert events[-1].content is not None
+    assert model.requests[-1].system_instruction == "You help Ada."
+
+
+@pytest.mark.asyncio
+async def test_a_model_error_is_logged_as_well_as_stored(caplog: pytest.LogCaptureFixture) -> None:
+    runner, service = make(RecordingModel(fail=True))
+    await service.create_session(app_name="app", user_id="u", session_id="s")
+    with caplog.at_level("WARNING", logger="openadk.runners"):
+        await run(runner, "hello")
+    [record] = [r for r in caplog.records if r.name.startswith("openadk.runners")]
+    assert record.levelname == "WARNING"
+    assert "'helper'" in record.getMessage()
+    assert "MODEL_ERROR" in record.getMessage()
+    assert "endpoint down: connection refused" in record.getMessage()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from google.genai import types
@@ -87,6 +86,17 @@ class LlmAgent(BaseModel):
             self._model = resolve_model(self.model or "gemini-2.0-flash")
         return self._model
 
+    def render_instruction(self, state: Mapping[str, Any]) -> str:
+        """Returns the instruction with its ``{key}`` placeholders filled from ``state``.
+
+        Raises:
+            KeyError: A required key is missing: "Context variable not found: `key` in agent
+                'name'." (google-adk's message).
+        """
+        if not self.instruction:
+            return ""
+        return fill_instruction(self.instruction, state, self.name)
+
     def _build_request(self, ctx: InvocationContext, model: BaseLlm) -> LlmRequest:
         contents: list[types.Content] = []
         for event in ctx.session.events:
@@ -94,9 +104,7 @@ class LlmAgent(BaseModel):
                 continue
             role = event.content.role or ("user" if event.author == "user" else "model")
             contents.append(types.Content(role=role, parts=list(event.content.parts)))
-        instruction = fill_instruction(
-            self.instruction, MappingProxyType(ctx.session.state), self.name
-        )
+        instruction = self.render_instruction(ctx.session.state)
         return LlmRequest(
             model=model.model,
             contents=contents,

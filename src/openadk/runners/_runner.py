@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 import uuid
+from collections import ChainMap
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,6 +19,8 @@ from openadk.events import Event, EventActions
 from openadk.sessions import BaseSessionService
 
 __all__ = ["Runner"]
+
+logger = logging.getLogger(__name__)
 
 _DONE = object()
 
@@ -86,6 +90,8 @@ class Runner:
 
         Raises:
             SessionNotFoundError: The session does not exist and ``auto_create_session`` is off.
+            KeyError: The agent's instruction needs a state key the session does not have
+                (google-adk's message); raised before the user's message is stored.
             ValueError: ``new_message`` has no parts or contains function calls.
             TypeError: ``new_message`` is not a ``google.genai.types.Content``.
         """
@@ -101,6 +107,8 @@ class Runner:
                 app_name=self.app_name, user_id=user_id, session_id=session_id
             )
         invocation_id = invocation_id or f"e-{uuid.uuid4()}"
+        # A turn the agent cannot start must not leave the user's message stored unanswered.
+        self.agent.render_instruction(ChainMap(dict(state_delta or {}), session.state))
         if new_message is not None:
             message = new_message.model_copy(update={"role": "user"})
             user_event = Event(
@@ -121,6 +129,14 @@ class Runner:
         async for event in self.agent.run_async(ctx):
             if not event.partial:
                 await self.session_service.append_event(session=session, event=event)
+                if event.error_code or event.error_message:
+                    # Scripts that print only text would otherwise show nothing at all.
+                    logger.warning(
+                        "Agent %r answered with an error (%s): %s",
+                        event.author,
+                        event.error_code,
+                        event.error_message,
+                    )
             yield event
 
     def run(
