@@ -88,9 +88,6 @@ _MAX_ROWS = 2**62
 """Larger limits mean "all": every database takes a 64-bit LIMIT at most."""
 _EARLIEST = datetime.datetime(1000, 1, 1, tzinfo=datetime.timezone.utc).timestamp()
 _LATEST = datetime.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=datetime.timezone.utc)
-_MAX_EVENT_DEPTH = 190
-"""How deeply an event may nest: pydantic's JSON parser reads 200 levels, stored events are
-parsed inside a list, and an event deeper than that would be stored but never read again."""
 _NOT_UNICODE = (
     "{}: a text value is not valid Unicode (it holds a lone surrogate such as '\\ud800'), "
     "which cannot be stored; fix or encode it."
@@ -523,8 +520,6 @@ class DatabaseSessionService(BaseSessionService):
         exist_ok: bool,
         expire_time: float | None = None,
     ) -> Session:
-        for part in (state.session, state.app, state.user):
-            _check_storable(part, "state")
         new_id = session_id or str(uuid.uuid4())
 
         async def body(conn: AsyncConnection) -> Session:
@@ -951,15 +946,8 @@ class DatabaseSessionService(BaseSessionService):
             events.c.user_id == user_id,
             events.c.session_id == session_id,
         )
-        try:
-            data = event.model_dump(mode="json", exclude_none=True)
-        except ValueError as error:  # pydantic: "Maximum serialization depth exceeded", ...
-            raise ValueError(
-                f"The event cannot be written as JSON ({error}); is a value (a temp: one too) "
-                f"nested too deeply?"
-            ) from None
-        data["actions"]["state_delta"] = plan.delta
-        _check_storable(data, "the event", _MAX_EVENT_DEPTH)
+        # The base class built and checked the stored JSON (it parses back into an Event).
+        data = plan.data
 
         async def body(conn: AsyncConnection) -> AppendOutcome:
             columns = [sessions.c.update_time]
@@ -1137,51 +1125,6 @@ def _next_time(requested: float, last: datetime.datetime) -> tuple[float, dateti
     if stamp >= floor:
         return requested, stamp
     return floor.timestamp(), floor
-
-
-def _check_storable(value: Any, where: str, max_depth: int | None = None) -> None:
-    """Refuses JSON a database would store but not give back intact.
-
-    Lone surrogates: PostgreSQL refuses them, and pydantic cannot parse an event holding one,
-    so SQLite and MySQL would store an event no read could return. And events nested more than
-    ``max_depth`` levels deep: pydantic's JSON parser stops at 200.
-
-    Raises:
-        ValueError: ``value`` holds either.
-    """
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            if not item.isascii():
-                _check_text(item, where)
-            continue
-        if isinstance(item, dict):
-            children: Any = item.values()
-            for key in item:
-                if isinstance(key, str) and not key.isascii():
-                    _check_text(key, where)
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if max_depth is not None and depth > max_depth:
-            raise ValueError(
-                f"{where} is nested more than {max_depth} levels deep; a stored event that deep "
-                f"could not be read back. Flatten it, or store it as a JSON string."
-            )
-        stack.extend((child, depth + 1) for child in children)
-
-
-def _check_text(text: str, where: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = text.encode("utf-8", "backslashreplace")[:60].decode("utf-8", "replace")
-        raise ValueError(
-            f"{where} holds text that is not valid Unicode (a lone surrogate, in {shown!r}), "
-            f"which cannot be stored; fix or encode it."
-        ) from None
 
 
 def _rows_to_events(rows: Sequence[Any]) -> list[Event]:

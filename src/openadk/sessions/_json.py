@@ -13,9 +13,22 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-__all__ = ["copy_json", "copy_model", "dumps_keeping_floats", "to_json_value"]
+__all__ = [
+    "MAX_INT_DIGITS",
+    "check_storable",
+    "copy_json",
+    "copy_model",
+    "dumps_keeping_floats",
+    "to_json_value",
+]
 
 _SCALARS = (str, int, bool, type(None))
+
+MAX_INT_DIGITS = 4300
+"""Most digits a stored integer may have: Python's ``json`` (used by the database drivers and
+the REST server) refuses to write or read a longer one (``sys.get_int_max_str_digits``)."""
+
+_INT_LIMIT = 10**MAX_INT_DIGITS
 
 
 def to_json_value(value: Any, where: str) -> Any:
@@ -55,6 +68,8 @@ def _to_json_value(value: Any, where: str, depth: int) -> Any:
                 f"remove it or encode the value (e.g. base64)."
             )
         return value
+    if isinstance(value, int) and not -_INT_LIMIT < value < _INT_LIMIT:
+        raise ValueError(_too_long_int(where))
     if isinstance(value, _SCALARS):
         return value
     if isinstance(value, float):
@@ -94,6 +109,104 @@ def _to_json_value(value: Any, where: str, depth: int) -> Any:
             f"float, bool, None, or lists and dicts of them (or convert the value first)."
         ) from exc
     return _to_json_value(converted, where, depth)
+
+
+def _too_long_int(where: str) -> str:
+    return (
+        f"{where} is an integer of more than {MAX_INT_DIGITS} digits, which JSON readers refuse; "
+        f"store it as a string."
+    )
+
+
+def check_storable(value: Any, where: str, max_depth: int) -> None:
+    """Refuses a JSON value that a backend would store but no reader could give back intact.
+
+    ``value`` is already JSON-shaped (dicts, lists, str, int, float, bool, None), e.g. an
+    event's ``model_dump(mode="json")``. Refused: NaN and infinity (JSON has neither; pydantic
+    and the drivers write them as ``null`` or as invalid JSON), integers of more than
+    `MAX_INT_DIGITS` digits, text that is not valid Unicode (a lone surrogate: PostgreSQL
+    refuses it, and the JSON written elsewhere does not parse back), and nesting deeper than
+    ``max_depth``.
+
+    Raises:
+        ValueError: Naming where in ``value`` the problem is.
+    """
+    # The path is only worked out, by `_locate`, once something is known to be wrong.
+    if not _all_storable(value, max_depth):
+        raise ValueError(
+            _locate(value, where, 1, max_depth) or f"{where} cannot be stored as JSON."
+        )
+
+
+def _all_storable(value: Any, max_depth: int) -> bool:
+    # A flat loop: this runs on every append, so the common case (nothing wrong) stays cheap.
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item, depth = pop()
+        if isinstance(item, str):
+            if not item.isascii() and not _is_unicode(item):
+                return False
+        elif isinstance(item, dict):
+            if depth > max_depth:
+                return False
+            for key, child in item.items():
+                if isinstance(key, str) and not key.isascii() and not _is_unicode(key):
+                    return False
+                push((child, depth + 1))
+        elif isinstance(item, list):
+            if depth > max_depth:
+                return False
+            for child in item:
+                push((child, depth + 1))
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return False
+        elif isinstance(item, int) and not -_INT_LIMIT < item < _INT_LIMIT:
+            return False
+    return True
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _locate(value: Any, where: str, depth: int, max_depth: int) -> str | None:
+    """The message for the first unstorable part of ``value``, or None when there is none."""
+    if isinstance(value, str):
+        if _is_unicode(value):
+            return None
+        shown = value.encode("utf-8", "backslashreplace")[:60].decode("utf-8", "replace")
+        return (
+            f"{where} holds text that is not valid Unicode (a lone surrogate, in {shown!r}), "
+            f"which cannot be stored; fix or encode it."
+        )
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return None
+        return f"{where} is {value!r}; JSON has no NaN or infinity. Store None or a string instead."
+    if isinstance(value, bool) or not isinstance(value, (int, dict, list)):
+        return None
+    if isinstance(value, int):
+        return None if -_INT_LIMIT < value < _INT_LIMIT else _too_long_int(where)
+    if depth > max_depth:
+        shown = where if len(where) < 80 else where[:70] + "..."
+        return (
+            f"{shown} is nested more than {max_depth} levels deep; stored that deep it could "
+            f"not be read back. Flatten it, or store it as a JSON string."
+        )
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, child in items:
+        if isinstance(key, str) and not _is_unicode(key):
+            return _locate(key, f"a key of {where}", depth, max_depth)
+        found = _locate(child, f"{where}[{key!r}]", depth + 1, max_depth)
+        if found is not None:
+            return found
+    return None
 
 
 _IMMUTABLE = (str, int, float, bool, bytes, type(None), enum.Enum)
