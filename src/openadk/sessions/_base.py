@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import PydanticSerializationError
+from pydantic_core import PydanticSerializationError, SchemaSerializer
 from typing_extensions import Self
 
 from openadk.events import Event, EventActions
@@ -143,7 +143,11 @@ class AppendPlan:
         )
         data = _event_json(event, without_state_delta=bool(temp))
         data["actions"]["state_delta"] = delta
-        check_storable(data, "event", MAX_EVENT_DEPTH)
+        check_storable(data, "event", MAX_EVENT_DEPTH, original=event)
+        if temp:
+            # temp: values are never stored, but the in-memory service copies the event and
+            # every backend hands them to the live session: one too deep to copy is refused.
+            copy_model(temp)
         return cls(delta=delta, temp=temp, scoped=ScopedDelta.partition(delta), data=data)
 
     def stored_event(self, event: Event, timestamp: float) -> Event:
@@ -167,6 +171,10 @@ def _not_nullable(model: type[BaseModel]) -> tuple[str, ...]:
 
 _EVENT_NOT_NULL = _not_nullable(Event)
 _ACTIONS_NOT_NULL = _not_nullable(EventActions)
+# Event's own serializer, except that NaN and infinity stay floats: pydantic's JSON mode turns
+# them into None inside free-form (Any) values, which would store null while the caller holds
+# NaN. Kept as floats, `check_storable` refuses them.
+_STORING = SchemaSerializer(Event.__pydantic_core_schema__, {"ser_json_inf_nan": "constants"})
 # The state delta is stored as `AppendPlan.delta` (temp: keys, which may hold anything, dropped).
 _WITHOUT_STATE_DELTA = {"actions": {"state_delta"}}
 
@@ -200,7 +208,8 @@ def _event_json(event: Event, without_state_delta: bool) -> dict[str, Any]:
     ``without_state_delta`` leaves the delta out (its ``temp:`` values may have no JSON form).
     """
     try:
-        data: dict[str, Any] = event.model_dump(
+        data: dict[str, Any] = _STORING.to_python(
+            event,
             mode="json",
             exclude_none=True,
             exclude=_WITHOUT_STATE_DELTA if without_state_delta else None,

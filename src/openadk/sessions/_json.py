@@ -118,7 +118,7 @@ def _too_long_int(where: str) -> str:
     )
 
 
-def check_storable(value: Any, where: str, max_depth: int) -> None:
+def check_storable(value: Any, where: str, max_depth: int, original: Any = None) -> None:
     """Refuses a JSON value that a backend would store but no reader could give back intact.
 
     ``value`` is already JSON-shaped (dicts, lists, str, int, float, bool, None), e.g. an
@@ -128,14 +128,21 @@ def check_storable(value: Any, where: str, max_depth: int) -> None:
     refuses it, and the JSON written elsewhere does not parse back), and nesting deeper than
     ``max_depth``.
 
+    Pydantic's JSON mode turns a lone surrogate in a dict key into U+FFFD characters; when
+    ``value`` is such a dump, pass the dumped object as ``original``, and a key holding U+FFFD
+    has that object searched for the key it came from.
+
     Raises:
         ValueError: Naming where in ``value`` the problem is.
     """
     # The path is only worked out, by `_locate`, once something is known to be wrong.
-    if not _all_storable(value, max_depth):
-        raise ValueError(
-            _locate(value, where, 1, max_depth) or f"{where} cannot be stored as JSON."
-        )
+    if _all_storable(value, max_depth):
+        return
+    problem = _locate(value, where, 1, max_depth)
+    if problem is None and original is not None:
+        problem = _find_surrogate_key(original, where)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def _all_storable(value: Any, max_depth: int) -> bool:
@@ -151,7 +158,11 @@ def _all_storable(value: Any, max_depth: int) -> bool:
             if depth > max_depth:
                 return False
             for key, child in item.items():
-                if isinstance(key, str) and not key.isascii() and not _is_unicode(key):
+                if (
+                    isinstance(key, str)
+                    and not key.isascii()
+                    and ("\ufffd" in key or not _is_unicode(key))
+                ):
                     return False
                 push((child, depth + 1))
         elif isinstance(item, list):
@@ -206,6 +217,35 @@ def _locate(value: Any, where: str, depth: int, max_depth: int) -> str | None:
         found = _locate(child, f"{where}[{key!r}]", depth + 1, max_depth)
         if found is not None:
             return found
+    return None
+
+
+def _find_surrogate_key(value: Any, where: str) -> str | None:
+    """The message for a dict key with a lone surrogate anywhere in an object tree, or None."""
+    if isinstance(value, BaseModel):
+        items: Any = value.__dict__.items()
+        for name, child in items:
+            found = _find_surrogate_key(child, f"{where}.{name}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if isinstance(key, str) and not _is_unicode(key):
+                shown = key.encode("utf-8", "backslashreplace")[:60].decode()
+                return (
+                    f"{where} has a key that is not valid Unicode (a lone surrogate, in "
+                    f"{shown!r}), which cannot be stored; fix or encode it."
+                )
+            found = _find_surrogate_key(child, f"{where}[{key!r}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, (list, tuple, set, frozenset)):
+        for index, child in enumerate(value):
+            found = _find_surrogate_key(child, f"{where}[{index}]")
+            if found is not None:
+                return found
     return None
 
 
