@@ -833,9 +833,7 @@ class SessionServiceContract:
         listed = await service.list_events(app_name=app, user_id=user, session_id=session.id)
         assert [e.id for e in listed.events] == [session.events[0].id]
         assert await service.get_user_state(app_name=app, user_id=user) == {}
-        assert [s.id for s in (await service.list_sessions(app_name=app)).sessions] == [
-            session.id
-        ]
+        assert [s.id for s in (await service.list_sessions(app_name=app)).sessions] == [session.id]
         # The handle is still current.
         await service.append_event(session, _delta_event({"k": 2}))
 
