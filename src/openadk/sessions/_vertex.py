@@ -254,6 +254,13 @@ def _pick(data: Mapping[str, Any], camel: str, snake: str) -> Any:
     return data.get(snake) if value is None else value
 
 
+def _finite_seconds(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def event_from_api(body: Mapping[str, Any]) -> Event:
     """A ``SessionEvent`` JSON (camelCase or snake_case) as an `Event`.
 
@@ -263,7 +270,8 @@ def event_from_api(body: Mapping[str, Any]) -> Event:
     are mapped as google-adk maps them and every other field is lost.
 
     Raises:
-        ValueError: The event is not valid (pydantic's ``ValidationError`` is a ValueError).
+        ValueError: The event is not valid (pydantic's ``ValidationError`` is a ValueError), or
+            its ``rawEvent.timestamp`` is a number that is not finite (NaN, or too large).
     """
     stamp_text = body.get("timestamp")
     api_time = parse_time(stamp_text) if stamp_text is not None else None
@@ -280,9 +288,14 @@ def event_from_api(body: Mapping[str, Any]) -> Event:
         if author is not None:
             data["author"] = author
         own = data.get("timestamp")
-        if api_time is not None and (
-            not isinstance(own, (int, float)) or isinstance(own, bool) or abs(own - api_time) > 2e-6
-        ):
+        number = isinstance(own, (int, float)) and not isinstance(own, bool)
+        if number and not _finite_seconds(own):
+            shown = repr(own) if len(repr(own)) <= 40 else repr(own)[:30] + "..."
+            raise ValueError(
+                f"rawEvent.timestamp is {shown}, not a finite number of Unix seconds; fix it "
+                f"or leave it out (the event's RFC 3339 timestamp is then used)."
+            )
+        if api_time is not None and (not number or abs(own - api_time) > 2e-6):
             data["timestamp"] = api_time
         if not data.get("id") and name_id:
             data["id"] = name_id
