@@ -289,13 +289,15 @@ def event_from_api(body: Mapping[str, Any]) -> Event:
             data["author"] = author
         own = data.get("timestamp")
         number = isinstance(own, (int, float)) and not isinstance(own, bool)
-        if number and not _finite_seconds(own):
+        if isinstance(own, (int, float)) and number and not _finite_seconds(own):
             shown = repr(own) if len(repr(own)) <= 40 else repr(own)[:30] + "..."
             raise ValueError(
                 f"rawEvent.timestamp is {shown}, not a finite number of Unix seconds; fix it "
                 f"or leave it out (the event's RFC 3339 timestamp is then used)."
             )
-        if api_time is not None and (not number or abs(own - api_time) > 2e-6):
+        if api_time is not None and (
+            not isinstance(own, (int, float)) or not number or abs(own - api_time) > 2e-6
+        ):
             data["timestamp"] = api_time
         if not data.get("id") and name_id:
             data["id"] = name_id
