@@ -136,7 +136,7 @@ def check_storable(value: Any, where: str, max_depth: int, original: Any = None)
         ValueError: Naming where in ``value`` the problem is.
     """
     # The path is only worked out, by `_locate`, once something is known to be wrong.
-    if _all_storable(value, max_depth):
+    if _all_storable(value, 1, max_depth):
         return
     problem = _locate(value, where, 1, max_depth)
     if problem is None and original is not None:
@@ -145,36 +145,34 @@ def check_storable(value: Any, where: str, max_depth: int, original: Any = None)
         raise ValueError(problem)
 
 
-def _all_storable(value: Any, max_depth: int) -> bool:
-    # A flat loop: this runs on every append, so the common case (nothing wrong) stays cheap.
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    pop, push = stack.pop, stack.append
-    while stack:
-        item, depth = pop()
-        if isinstance(item, str):
-            if not item.isascii() and not _is_unicode(item):
-                return False
-        elif isinstance(item, dict):
-            if depth > max_depth:
-                return False
-            for key, child in item.items():
-                if (
-                    isinstance(key, str)
-                    and not key.isascii()
-                    and ("\ufffd" in key or not _is_unicode(key))
-                ):
-                    return False
-                push((child, depth + 1))
-        elif isinstance(item, list):
-            if depth > max_depth:
-                return False
-            for child in item:
-                push((child, depth + 1))
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                return False
-        elif isinstance(item, int) and not -_INT_LIMIT < item < _INT_LIMIT:
+def _all_storable(item: Any, depth: int, max_depth: int) -> bool:
+    # This runs on every append: ASCII strings (most leaves) are checked without a call.
+    if isinstance(item, str):
+        return item.isascii() or _is_unicode(item)
+    if isinstance(item, dict):
+        if depth > max_depth:
             return False
+        for key, child in item.items():
+            if not key.isascii() and ("\ufffd" in key or not _is_unicode(key)):
+                return False
+            if (child.__class__ is not str or not child.isascii()) and not _all_storable(
+                child, depth + 1, max_depth
+            ):
+                return False
+        return True
+    if isinstance(item, list):
+        if depth > max_depth:
+            return False
+        for child in item:
+            if (child.__class__ is not str or not child.isascii()) and not _all_storable(
+                child, depth + 1, max_depth
+            ):
+                return False
+        return True
+    if isinstance(item, float):
+        return math.isfinite(item)
+    if isinstance(item, int):
+        return bool(-_INT_LIMIT < item < _INT_LIMIT)
     return True
 
 
