@@ -19,7 +19,7 @@ from google.genai import types
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from openadk.errors import StorageError
+from openadk.errors import CorruptDataError, StorageError
 from openadk.events import Event, EventActions
 from openadk.sessions import DatabaseSessionService
 from tests.contract.backends import MYSQL, POSTGRES
@@ -103,9 +103,11 @@ async def _seed(url: str) -> tuple[str, str]:
     return app, "u"
 
 
-def _check(error: StorageError, *names: str) -> None:
+def _check(error: StorageError, table: str, key: dict[str, str], *names: str) -> None:
     message = str(error)
-    for name in names:
+    assert isinstance(error, CorruptDataError), message
+    assert (error.table, error.key) == (table, key)
+    for name in (table, *[f"{k}={v!r}" for k, v in key.items()], *names):
         assert name in message, (name, message)
     assert error.__cause__ is not None, message
 
@@ -158,7 +160,8 @@ async def test_corrupt_event_data_is_a_storage_error_naming_the_row(db: Db, data
         for read in (_get_bad, _list_bad_events):
             with pytest.raises(StorageError) as caught:
                 await read(service, app, user)
-            _check(caught.value, "events", "'e-bad'", "'bad'", app, "event_data")
+            key = {"app_name": app, "user_id": user, "session_id": "bad", "id": "e-bad"}
+            _check(caught.value, "events", key, "event_data")
         # The other session, and listings that do not parse events, still read.
         good = await service.get_session(app_name=app, user_id=user, session_id="good")
         assert good is not None and [e.id for e in good.events] == ["e-good"]
@@ -184,7 +187,7 @@ async def test_corrupt_session_state_is_a_storage_error_naming_the_row(db: Db, s
         for read in reads:
             with pytest.raises(StorageError) as caught:
                 await read(service, app, user)
-            _check(caught.value, "sessions", "id='bad'", app, "state")
+            _check(caught.value, "sessions", {"app_name": app, "user_id": user, "id": "bad"})
         good = await service.get_session(app_name=app, user_id=user, session_id="good")
         assert good is not None and good.state == {"k": 1, "user:n": 2, "app:a": 3}
         # Nothing was half-written by the refused append.
@@ -204,7 +207,7 @@ async def test_corrupt_shared_state_is_a_storage_error_naming_the_row(
     await db.execute(
         f"UPDATE {table} SET state = {db.json('v')} WHERE app_name = :a", v=state, a=app
     )
-    key = f"user_id='{user}'" if table == "user_states" else f"app_name='{app}'"
+    key = {"app_name": app, "user_id": user} if table == "user_states" else {"app_name": app}
     reads: list[_Read] = [_get_bad, _list_sessions, _resume_bad, _append_to_bad]
     if table == "user_states":
         reads.append(_user_state)
@@ -212,6 +215,30 @@ async def test_corrupt_shared_state_is_a_storage_error_naming_the_row(
         for read in reads:
             with pytest.raises(StorageError) as caught:
                 await read(service, app, user)
-            _check(caught.value, table, key, "state")
+            _check(caught.value, table, key, "its state")
         if table == "app_states":
             assert await service.get_user_state(app_name=app, user_id=user) == {"n": 2}
+
+
+async def test_server_answers_a_corrupt_row_with_a_500_not_a_retry(tmp_path: Path) -> None:
+    # A StorageError is a 503 with retry-after (the store may come back); a corrupt row stays
+    # corrupt, so clients must not be told to retry.
+    import httpx
+
+    from openadk.server import create_app
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/served.db"
+    async with DatabaseSessionService(url) as service:
+        session = await service.create_session(app_name="app1", user_id="u", session_id="s1")
+        await service.append_event(session, Event(id="e-1", author="user"))
+    await Db("sqlite", url).execute("UPDATE events SET event_data = '{\"branch\": 5}'")
+    async with DatabaseSessionService(url) as service:
+        transport = httpx.ASGITransport(app=create_app(service))
+        async with httpx.AsyncClient(transport=transport, base_url="http://openadk.test") as http:
+            response = await http.get(
+                "/v1beta1/projects/p/locations/l/reasoningEngines/app1/sessions/s1/events"
+            )
+    assert response.status_code == 500, response.text
+    assert "retry-after" not in response.headers
+    message = response.json()["error"]["message"]
+    assert "events row" in message and "id='e-1'" in message, message

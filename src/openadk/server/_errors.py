@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from openadk.errors import StorageError
+from openadk.errors import CorruptDataError, StorageError
 
 __all__ = ["ApiError", "error_response", "install_error_handlers"]
 
@@ -132,6 +132,11 @@ def install_error_handlers(app: FastAPI) -> None:
             503, f"The session store is unavailable: {exc}", headers={"retry-after": "1"}
         )
 
+    async def corrupt_data(request: Request, exc: Exception) -> JSONResponse:
+        # A row that cannot be parsed stays so: no retry-after, unlike an unavailable store.
+        logger.error("corrupt data on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(500, f"The session store holds data it cannot read: {exc}")
+
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("internal error on %s %s", request.method, request.url.path)
         return error_response(500, f"Internal error: {type(exc).__name__}.")
@@ -140,4 +145,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(StorageError, storage_error)
+    app.add_exception_handler(CorruptDataError, corrupt_data)
     app.add_exception_handler(Exception, internal_error)

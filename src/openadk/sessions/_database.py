@@ -40,7 +40,13 @@ except ImportError as _error:  # pragma: no cover - exercised without the extra 
 
 from pydantic import TypeAdapter
 
-from openadk.errors import AlreadyExistsError, SessionNotFoundError, StaleSessionError, StorageError
+from openadk.errors import (
+    AlreadyExistsError,
+    CorruptDataError,
+    SessionNotFoundError,
+    StaleSessionError,
+    StorageError,
+)
 from openadk.events import Event
 from openadk.sessions import _dialects
 from openadk.sessions._base import (
@@ -1193,24 +1199,28 @@ def _decode_state(value: Any, table: str, key: dict[str, str]) -> dict[str, Any]
     """A stored state (JSON text, or decoded by the driver) as a dict.
 
     Raises:
-        StorageError: The row holds something else (written by another tool, or edited by
+        CorruptDataError: The row holds something else (written by another tool, or edited by
             hand), naming the table and the row's key; the parse error is the cause.
     """
     if isinstance(value, (str, bytes)):
         try:
             value = json.loads(value)
         except ValueError as error:
-            raise StorageError(
+            raise CorruptDataError(
                 f"Cannot read {_row_name(table, key)}: its state is not valid JSON ({error}). "
-                f"Fix or delete the row."
+                f"Fix or delete the row.",
+                table=table,
+                key=key,
             ) from error
     if isinstance(value, dict):
         return value
     kind = _JSON_KINDS.get(type(value), type(value).__name__)
     cause = TypeError(f"state is a JSON {kind}, not an object")
-    raise StorageError(
+    raise CorruptDataError(
         f"Cannot read {_row_name(table, key)}: its state is a JSON {kind}, not an object. "
-        f"Fix or delete the row."
+        f"Fix or delete the row.",
+        table=table,
+        key=key,
     ) from cause
 
 
@@ -1240,7 +1250,7 @@ def _rows_to_events(rows: Sequence[Any], key: _SessionKey) -> list[Event]:
     """Parses stored events in one pass; the id and invocation id columns win, as in google-adk.
 
     Raises:
-        StorageError: A row's ``event_data`` is not a valid event (written by another tool, or
+        CorruptDataError: A row's ``event_data`` is not a valid event (written by another tool, or
             edited by hand), naming the row; the parse error is the cause.
     """
     if not rows:
@@ -1272,9 +1282,11 @@ def _row_to_event(row: Any, key: _SessionKey) -> Event:
         row_key["id"] = row.id
         detail = str(error).splitlines()
         shown = "; ".join(line.strip() for line in detail[:3]) if detail else repr(error)
-        raise StorageError(
+        raise CorruptDataError(
             f"Cannot read {_row_name('events', row_key)}: its event_data is not a valid event "
-            f"({shown}). Fix or delete the row."
+            f"({shown}). Fix or delete the row.",
+            table="events",
+            key=row_key,
         ) from error
 
 
