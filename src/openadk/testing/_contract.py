@@ -499,6 +499,31 @@ class SessionServiceContract:
         stamps = [e.timestamp for e in got.events]
         assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
 
+    async def test_timestamp_moves_past_the_sessions_last_update(
+        self, service: BaseSessionService
+    ) -> None:
+        # Not only past the previous event: past the creation, and past a later state merge.
+        app, user = _ids()
+        session = await service.create_session(app_name=app, user_id=user, session_id="ts")
+        created = session.last_update_time
+        early = _text_event("before creation")
+        early.timestamp = created - 100
+        await service.append_event(session, early)
+        assert early.timestamp > created
+        merged = await service.create_session(
+            app_name=app, user_id=user, session_id="ts", state={"k": 1}
+        )
+        assert merged.last_update_time > early.timestamp
+        between = _text_event("after the event, before the merge")
+        between.timestamp = early.timestamp + (merged.last_update_time - early.timestamp) / 2
+        await service.append_event(merged, between)
+        assert between.timestamp > merged.last_update_time
+        got = await service.get_session(app_name=app, user_id=user, session_id="ts")
+        assert got is not None
+        assert [e.timestamp for e in got.events] == pytest.approx(
+            [early.timestamp, between.timestamp], abs=1e-6
+        )
+
     async def test_full_event_round_trips(self, service: BaseSessionService) -> None:
         app, user = _ids()
         session = await service.create_session(app_name=app, user_id=user)
