@@ -513,11 +513,12 @@ class SessionServiceContract:
         merged = await service.create_session(
             app_name=app, user_id=user, session_id="ts", state={"k": 1}
         )
-        assert merged.last_update_time > early.timestamp
+        merge_time = merged.last_update_time
+        assert merge_time > early.timestamp
         between = _text_event("after the event, before the merge")
-        between.timestamp = early.timestamp + (merged.last_update_time - early.timestamp) / 2
+        between.timestamp = early.timestamp + (merge_time - early.timestamp) / 2
         await service.append_event(merged, between)
-        assert between.timestamp > merged.last_update_time
+        assert between.timestamp > merge_time
         got = await service.get_session(app_name=app, user_id=user, session_id="ts")
         assert got is not None
         assert [e.timestamp for e in got.events] == pytest.approx(
