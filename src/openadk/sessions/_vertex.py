@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from openadk.errors import (
     AlreadyExistsError,
+    CorruptDataError,
     SessionNotFoundError,
     StaleSessionError,
     StorageError,
@@ -259,6 +260,23 @@ def _finite_seconds(value: float) -> bool:
         return math.isfinite(value)
     except OverflowError:  # an int too large for a float
         return False
+
+
+def _read_event(body: Any) -> Event:
+    """A listed ``SessionEvent`` as an `Event`; one the server should not have sent is named."""
+    name = str(body.get("name") or "") if isinstance(body, Mapping) else ""
+    try:
+        if not isinstance(body, Mapping):
+            raise TypeError(f"the event is a {type(body).__name__}, not a JSON object")
+        return event_from_api(body)
+    except (TypeError, ValueError) as error:
+        lines = [line.strip() for line in str(error).splitlines()[:3] if line.strip()]
+        raise CorruptDataError(
+            f"Cannot read event {name!r} from the server: it is not a valid event "
+            f"({'; '.join(lines)}).",
+            table="sessionEvents",
+            key={"name": name},
+        ) from error
 
 
 def event_from_api(body: Mapping[str, Any]) -> Event:
@@ -790,11 +808,19 @@ class VertexAiSessionService(BaseSessionService):
     ) -> Session:
         name = str(body.get("name") or "")
         update = body.get("updateTime") or body.get("update_time")
+        state = body.get("sessionState") or body.get("session_state") or {}
+        if not isinstance(state, dict):
+            raise CorruptDataError(
+                f"Cannot read session {name!r} from the server: its sessionState is a "
+                f"{type(state).__name__}, not a JSON object.",
+                table="sessions",
+                key={"name": name},
+            ) from TypeError(f"sessionState is a {type(state).__name__}")
         session = Session(
             id=name.rsplit("/", 1)[-1],
             app_name=app_name,
             user_id=str(body.get("userId") or body.get("user_id") or ""),
-            state=dict(body.get("sessionState") or body.get("session_state") or {}),
+            state=dict(state),
             last_update_time=parse_time(update) if update else 0.0,
         )
         session._storage_update_marker = marker
@@ -981,7 +1007,7 @@ class VertexAiSessionService(BaseSessionService):
             if response.status_code != 200:
                 raise _ApiError(response).exception("list events")
             page = response.json()
-            events.extend(event_from_api(e) for e in page.get("sessionEvents") or [])
+            events.extend(_read_event(e) for e in page.get("sessionEvents") or [])
             token = page.get("nextPageToken") or None
             if token is None or token in seen:
                 return events
@@ -1088,7 +1114,7 @@ class VertexAiSessionService(BaseSessionService):
             if response.status_code != 200:
                 raise _ApiError(response).exception("list events")
             page = response.json()
-            collected.extend(event_from_api(e) for e in page.get("sessionEvents") or [])
+            collected.extend(_read_event(e) for e in page.get("sessionEvents") or [])
             token = page.get("nextPageToken") or None
             if token is None:
                 return ListEventsResponse(events=collected)
