@@ -863,6 +863,22 @@ class SessionServiceContract:
         # The handle is still current.
         await service.append_event(session, _delta_event({"k": 2}))
 
+    async def test_long_integers_up_to_the_json_limit_read_back_exactly(
+        self, service: BaseSessionService
+    ) -> None:
+        # 4,300 digits is where Python's JSON reader stops; up to it every backend keeps them.
+        app, user = _ids()
+        longest = int("9" * 4299)
+        values = {"n": 10**400, "m": -(2**70), "longest": longest, "user:u": -longest}
+        session = await service.create_session(app_name=app, user_id=user, state={"s": 2**64})
+        event = _delta_event(values)
+        event.custom_metadata = {"n": -(10**400), "longest": longest}
+        await service.append_event(session, event)
+        got = await service.get_session(app_name=app, user_id=user, session_id=session.id)
+        assert got is not None
+        assert got.state == {"s": 2**64, **values}
+        assert got.events[0].custom_metadata == {"n": -(10**400), "longest": longest}
+
     async def test_reads_reject_bad_input(self, service: BaseSessionService) -> None:
         with pytest.raises(ValueError, match="app_name"):
             await service.get_session(app_name="", user_id="u", session_id="s")
