@@ -785,6 +785,9 @@ class SessionServiceContract:
             ({"state": {"k": object()}}, TypeError, r"state\['k'\]"),
             ({"state": {"k": float("nan")}}, ValueError, "NaN"),
             ({"state": {"k": {1: "int key"}}}, TypeError, "keys must be strings"),
+            ({"state": {"k": ["a\ud800"]}}, ValueError, "surrogate"),
+            ({"state": {"user:k\udfff": 1}}, ValueError, "surrogate"),
+            ({"state": {"k": 10**5000}}, ValueError, "4300 digits"),
         ],
     )
     async def test_create_rejects_bad_input(
