@@ -7,6 +7,7 @@ import base64
 import datetime
 import json
 import math
+import re
 import time
 import typing
 from collections.abc import Mapping
@@ -254,11 +255,25 @@ def _explain(event: Event, error: PydanticSerializationError) -> TypeError:
             f"{shown}); an event read back could not hold it. Assign a value of the field's "
             f"type (fields are not checked when assigned)."
         )
+    # It would read back (pydantic's lax parsing turns 1 into True), but it is not what the
+    # field holds: refused all the same, named from pydantic's warning.
+    found = _WARNING.search(str(error))
+    if found is not None:
+        expected, field_name, value, kind = found.groups()
+        return TypeError(
+            f"event field {field_name!r} holds {kind} {value}, not {expected}. Assign a value "
+            f"of the field's type (fields are not checked when assigned)."
+        )
     lines = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
     return TypeError(
         "A field of the event holds a value of the wrong type (fields are not checked when "
         f"assigned): {'; '.join(lines) or error}"
     )
+
+
+_WARNING = re.compile(
+    r"Expected `([^`]+)`.*?field_name='([^']*)', input_value=(.{0,60}?), input_type=(\w+)\]"
+)
 
 
 @dataclass(frozen=True)
