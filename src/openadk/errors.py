@@ -6,6 +6,7 @@ The tree::
     ├── AlreadyExistsError            a session id that is already taken (exist_ok=False)
     └── OpenAdkError                  base of openadk's own errors
         └── StorageError              the backing store failed (driver error, chained)
+            └── CorruptDataError      a stored row that cannot be parsed (names table and key)
     ValueError
     ├── SessionNotFoundError          append/run on a session that does not exist
     └── StaleSessionError             the handle is older than what storage holds
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyExistsError",
+    "CorruptDataError",
     "OpenAdkError",
     "SessionNotFoundError",
     "StaleSessionError",
@@ -39,6 +41,22 @@ class OpenAdkError(Exception):
 
 class StorageError(OpenAdkError):
     """The backing store failed; the original driver error is chained as ``__cause__``."""
+
+
+class CorruptDataError(StorageError):
+    """A stored row that cannot be parsed: written by another tool, or edited by hand.
+
+    Retrying does not help; fix or delete the row. The parse error is chained as ``__cause__``.
+
+    Attributes:
+        table: The table the row is in, e.g. ``"events"``.
+        key: The row's key columns and values, e.g. ``{"app_name": ..., "id": ...}``.
+    """
+
+    def __init__(self, message: str, *, table: str, key: dict[str, str]) -> None:
+        super().__init__(message)
+        self.table = table
+        self.key = dict(key)
 
 
 class AlreadyExistsError(Exception):

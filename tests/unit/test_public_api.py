@@ -40,6 +40,7 @@ EXPECTED = {
     ],
     openadk.errors: [
         "AlreadyExistsError",
+        "CorruptDataError",
         "OpenAdkError",
         "SessionNotFoundError",
         "StaleSessionError",

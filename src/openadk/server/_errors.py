@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
-from openadk.errors import StorageError
+from openadk.errors import CorruptDataError, StorageError
 
 __all__ = [
     "ApiError",
@@ -222,6 +222,11 @@ def install_error_handlers(app: FastAPI) -> None:
             request_id=request_id,
         )
 
+    async def corrupt_data(request: Request, exc: Exception) -> JSONResponse:
+        # A row that cannot be parsed stays so: no retry-after, unlike an unavailable store.
+        logger.error("corrupt data on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(500, f"The session store holds data it cannot read: {exc}")
+
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         request_id = new_request_id()
         logger.error(
@@ -242,4 +247,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(StorageError, storage_error)
+    app.add_exception_handler(CorruptDataError, corrupt_data)
     app.add_exception_handler(Exception, internal_error)

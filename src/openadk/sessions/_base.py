@@ -7,17 +7,20 @@ import base64
 import datetime
 import json
 import math
+import re
 import time
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
-from pydantic_core import PydanticSerializationError, to_json
+from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError, SchemaSerializer
 from typing_extensions import Self
 
-from openadk.events import Event
-from openadk.sessions._json import copy_json, copy_model, to_json_value
+from openadk.events import Event, EventActions
+from openadk.sessions._json import check_storable, copy_json, copy_model, to_json_value
 from openadk.sessions._session import (
     GetSessionConfig,
     ListEventsResponse,
@@ -45,6 +48,10 @@ MAX_KEY_LENGTH = 128
 MAX_INVOCATION_ID_LENGTH = 256
 """Longest invocation id: the width of the ``events.invocation_id`` column."""
 
+MAX_EVENT_DEPTH = 190
+"""How deeply an event may nest: pydantic's JSON parser reads 200 levels, stored events are
+parsed inside a list, and an event deeper than that would be stored but never read again."""
+
 
 @dataclass
 class ScopedDelta:
@@ -60,11 +67,14 @@ class ScopedDelta:
 
         Raises:
             TypeError: A key is not a string or a value cannot be stored as JSON.
-            ValueError: A value is a non-finite float.
+            ValueError: A value is a non-finite float, an integer too long for JSON, or text
+                with a lone surrogate.
         """
         kept = {key: value for key, value in state.items() if not _is_temp(key)}
         # to_json_value checks the keys too (strings, no NUL) and copies every value.
-        return cls.partition(to_json_value(kept, where))
+        converted = to_json_value(kept, where)
+        check_storable(converted, where, MAX_EVENT_DEPTH)
+        return cls.partition(converted)
 
     @classmethod
     def partition(cls, delta: Mapping[str, Any]) -> ScopedDelta:
@@ -91,16 +101,28 @@ class AppendPlan:
         delta: The event's state delta as it is stored: ``temp:`` keys removed, values JSON.
         temp: The ``temp:`` keys, applied to the live session only.
         scoped: ``delta`` split by scope.
+        data: The event as stored (``model_dump(mode="json", exclude_none=True)`` with
+            ``delta`` as its state delta), checked to parse back into an `Event`. A backend
+            sets its ``timestamp`` to the stored time.
     """
 
     delta: dict[str, Any]
     temp: dict[str, Any]
     scoped: ScopedDelta
+    data: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def for_event(cls, event: Event) -> AppendPlan:
-        """Builds the plan for ``event``; raises before anything changes if the delta is bad."""
-        _check_free_form_fields(event)
+        """Builds the plan for ``event``; raises before anything changes if it is not storable.
+
+        Raises:
+            TypeError: A field holds a value of the wrong type (fields are not checked when
+                assigned) or one that has no JSON form.
+            ValueError: A value JSON cannot carry exactly (NaN, infinity, an integer of
+                thousands of digits, a lone surrogate), an event nested too deeply, a time
+                that is not finite, or an id too long for its column.
+        """
+        _check_shape(event)
         if not math.isfinite(event.timestamp):
             raise ValueError(
                 f"event.timestamp is {event.timestamp!r}; give a time in Unix seconds."
@@ -120,7 +142,14 @@ class AppendPlan:
         delta = to_json_value(
             {k: v for k, v in raw.items() if not _is_temp(k)}, "event.actions.state_delta"
         )
-        return cls(delta=delta, temp=temp, scoped=ScopedDelta.partition(delta))
+        data = _event_json(event, without_state_delta=bool(temp))
+        data["actions"]["state_delta"] = delta
+        check_storable(data, "event", MAX_EVENT_DEPTH, original=event)
+        if temp:
+            # temp: values are never stored, but the in-memory service copies the event and
+            # every backend hands them to the live session: one too deep to copy is refused.
+            copy_model(temp)
+        return cls(delta=delta, temp=temp, scoped=ScopedDelta.partition(delta), data=data)
 
     def stored_event(self, event: Event, timestamp: float) -> Event:
         """Returns a private deep copy of ``event`` as storage keeps it."""
@@ -128,6 +157,123 @@ class AppendPlan:
         stored.actions.state_delta = copy_json(self.delta)
         stored.timestamp = timestamp
         return stored
+
+
+def _not_nullable(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of ``model`` whose type does not admit None."""
+    names = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if annotation is Any or type(None) in typing.get_args(annotation):
+            continue
+        names.append(name)
+    return tuple(names)
+
+
+_EVENT_NOT_NULL = _not_nullable(Event)
+_ACTIONS_NOT_NULL = _not_nullable(EventActions)
+# Event's own serializer, except that NaN and infinity stay floats: pydantic's JSON mode turns
+# them into None inside free-form (Any) values, which would store null while the caller holds
+# NaN. Kept as floats, `check_storable` refuses them.
+_STORING = SchemaSerializer(Event.__pydantic_core_schema__, {"ser_json_inf_nan": "constants"})
+# The state delta is stored as `AppendPlan.delta` (temp: keys, which may hold anything, dropped).
+_WITHOUT_STATE_DELTA = {"actions": {"state_delta"}}
+
+
+def _check_shape(event: Event) -> None:
+    """Refuses None where the model has no None (pydantic does not check assignments)."""
+    actions = event.actions
+    if not isinstance(actions, EventActions):
+        raise TypeError(
+            f"event.actions must be an EventActions, got {type(actions).__name__}; assign "
+            f"EventActions() for an event without actions."
+        )
+    if not isinstance(actions.state_delta, dict):
+        raise TypeError(
+            f"event.actions.state_delta must be a dict, got {type(actions.state_delta).__name__}."
+        )
+    for model, names, prefix in (
+        (event, _EVENT_NOT_NULL, "event"),
+        (actions, _ACTIONS_NOT_NULL, "event.actions"),
+    ):
+        for name in names:
+            if getattr(model, name) is None:
+                raise TypeError(f"{prefix}.{name} must not be None.")
+
+
+def _event_json(event: Event, without_state_delta: bool) -> dict[str, Any]:
+    """The event as JSON, refusing any field whose value does not have the field's type.
+
+    Pydantic reports such a value while serializing; made an error here, it costs nothing on
+    the common path, and a field that serializes cleanly validates back into the same type.
+    ``without_state_delta`` leaves the delta out (its ``temp:`` values may have no JSON form).
+    """
+    try:
+        data: dict[str, Any] = _STORING.to_python(
+            event,
+            mode="json",
+            exclude_none=True,
+            exclude=_WITHOUT_STATE_DELTA if without_state_delta else None,
+            warnings="error",
+        )
+    except PydanticSerializationError as error:
+        raise _explain(event, error) from None
+    except (ValueError, RecursionError) as error:  # "Maximum serialization depth exceeded"
+        raise ValueError(
+            f"The event cannot be written as JSON ({error}); is a value (a temp: one too) "
+            f"nested too deeply?"
+        ) from None
+    return data
+
+
+def _explain(event: Event, error: PydanticSerializationError) -> TypeError:
+    """A TypeError naming the field behind a serialization failure (the slow, failing path)."""
+    try:
+        text = event.model_dump_json(
+            exclude_none=True, exclude=_WITHOUT_STATE_DELTA, warnings=False
+        )
+    except (PydanticSerializationError, ValueError) as unknown:
+        # A value with no JSON form at all; find the field that holds it.
+        for name in type(event).model_fields:
+            try:
+                event.model_dump(mode="json", include={name}, warnings=False)
+            except (PydanticSerializationError, ValueError):
+                return TypeError(
+                    f"event.{name} cannot be stored as JSON ({unknown}). Use str, int, float, "
+                    f"bool, None, or lists and dicts of them."
+                )
+        return TypeError(f"The event cannot be stored as JSON ({unknown}).")
+    try:
+        Event.model_validate_json(text)
+    except ValidationError as invalid:
+        first = invalid.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        shown = repr(first.get("input"))
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return TypeError(
+            f"event.{where}: {first['msg']} (it holds {type(first.get('input')).__name__} "
+            f"{shown}); an event read back could not hold it. Assign a value of the field's "
+            f"type (fields are not checked when assigned)."
+        )
+    # It would read back (pydantic's lax parsing turns 1 into True), but it is not what the
+    # field holds: refused all the same, named from pydantic's warning.
+    found = _WARNING.search(str(error))
+    if found is not None:
+        expected, field_name, value, kind = found.groups()
+        return TypeError(
+            f"event field {field_name!r} holds {kind} {value}, not {expected}. Assign a value "
+            f"of the field's type (fields are not checked when assigned)."
+        )
+    lines = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+    return TypeError(
+        "A field of the event holds a value of the wrong type (fields are not checked when "
+        f"assigned): {'; '.join(lines) or error}"
+    )
+
+
+_WARNING = re.compile(
+    r"Expected `([^`]+)`.*?field_name='([^']*)', input_value=(.{0,60}?), input_type=(\w+)\]"
+)
 
 
 @dataclass(frozen=True)
@@ -189,27 +335,6 @@ def expiry_time(
 
 def _is_temp(key: object) -> bool:
     return isinstance(key, str) and key.startswith(State.TEMP_PREFIX)
-
-
-def _check_free_form_fields(event: Event) -> None:
-    """Refuses an event whose free-form fields cannot be written as JSON, before any change."""
-    fields = {
-        "custom_metadata": event.custom_metadata,
-        "output": event.output,
-        "actions.agent_state": event.actions.agent_state,
-        "actions.set_model_response": event.actions.set_model_response,
-        "actions.requested_auth_configs": event.actions.requested_auth_configs,
-    }
-    for name, value in fields.items():
-        if not value:
-            continue
-        try:
-            to_json(value)
-        except PydanticSerializationError as exc:
-            raise TypeError(
-                f"event.{name} cannot be stored as JSON ({exc}). Use str, int, float, bool, None, "
-                f"or lists and dicts of them."
-            ) from exc
 
 
 def first_kept_index(invocation_ids: list[str], keep_last_events: int) -> int:

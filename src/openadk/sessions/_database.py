@@ -40,7 +40,13 @@ except ImportError as _error:  # pragma: no cover - exercised without the extra 
 
 from pydantic import TypeAdapter
 
-from openadk.errors import AlreadyExistsError, SessionNotFoundError, StaleSessionError, StorageError
+from openadk.errors import (
+    AlreadyExistsError,
+    CorruptDataError,
+    SessionNotFoundError,
+    StaleSessionError,
+    StorageError,
+)
 from openadk.events import Event
 from openadk.sessions import _dialects
 from openadk.sessions._base import (
@@ -88,9 +94,6 @@ _MAX_ROWS = 2**62
 """Larger limits mean "all": every database takes a 64-bit LIMIT at most."""
 _EARLIEST = datetime.datetime(1000, 1, 1, tzinfo=datetime.timezone.utc).timestamp()
 _LATEST = datetime.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=datetime.timezone.utc)
-_MAX_EVENT_DEPTH = 190
-"""How deeply an event may nest: pydantic's JSON parser reads 200 levels, stored events are
-parsed inside a list, and an event deeper than that would be stored but never read again."""
 _NOT_UNICODE = (
     "{}: a text value is not valid Unicode (it holds a lone surrogate such as '\\ud800'), "
     "which cannot be stored; fix or encode it."
@@ -433,11 +436,17 @@ class DatabaseSessionService(BaseSessionService):
         for table, where, delta in targets:
             if not delta:
                 continue
-            current = (
+            stored = (
                 await conn.execute(
-                    _dialects.lock_rows(self._dialect, select(table.c.state).where(*where))
+                    _dialects.lock_rows(
+                        self._dialect, select(self._state(table.c.state)).where(*where)
+                    )
                 )
             ).scalar_one()
+            scope_key = {"app_name": app_name}
+            if table is user_states:
+                scope_key["user_id"] = user_id
+            current = _decode_state(stored, table.name, scope_key)
             await conn.execute(
                 update(table).where(*where).values(state={**current, **delta}, update_time=now)
             )
@@ -445,16 +454,31 @@ class DatabaseSessionService(BaseSessionService):
     async def _read_scopes(
         self, conn: AsyncConnection, app_name: str, user_id: str
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        app_q = select(app_states.c.state).where(app_states.c.app_name == app_name)
-        user_q = select(user_states.c.state).where(
-            user_states.c.app_name == app_name, user_states.c.user_id == user_id
-        )
+        app_q, user_q = self._scope_queries(app_name, user_id)
         row = (
             await conn.execute(
                 select(app_q.scalar_subquery().label("a"), user_q.scalar_subquery().label("u"))
             )
         ).one()
-        return row.a or {}, row.u or {}
+        return _decode_scopes(row.a, row.u, app_name, user_id)
+
+    def _scope_queries(self, app_name: str, user_id: str) -> tuple[Any, Any]:
+        """Selects of the app's and the user's state, as `_decode_state` takes them."""
+        app_q = select(self._state(app_states.c.state)).where(app_states.c.app_name == app_name)
+        user_q = select(self._state(user_states.c.state)).where(
+            user_states.c.app_name == app_name, user_states.c.user_id == user_id
+        )
+        return app_q, user_q
+
+    def _state(self, column: Any) -> Any:
+        """A state column as `_decode_state` takes it: JSON text, decoded per row with its key.
+
+        Left to the column type, a corrupt row would fail inside the driver's row processing,
+        where no one knows which row it was. PostgreSQL's JSONB is always valid JSON.
+        """
+        if self._dialect == "postgresql":
+            return column.label(column.name)
+        return type_coerce(column, Text).label(column.name)
 
     # Events ------------------------------------------------------------------------------------
 
@@ -490,7 +514,7 @@ class DatabaseSessionService(BaseSessionService):
             query = query.limit(min(config.num_recent_events, _MAX_ROWS))
         rows = list(reversed((await conn.execute(query)).all()))
         if self._event_cache is None:
-            return _rows_to_events(rows)
+            return _rows_to_events(rows, (app_name, user_id, session_id))
         # Stored events never change, so parsed ones are kept: a session read every turn
         # only parses the events added since the last read.
         key = (app_name, user_id, session_id)
@@ -509,7 +533,7 @@ class DatabaseSessionService(BaseSessionService):
                     select(*self._event_columns()).where(*where, events.c.id.in_(chunk))
                 )
             ).all()
-            for row, event in zip(data_rows, _rows_to_events(data_rows), strict=True):
+            for row, event in zip(data_rows, _rows_to_events(data_rows, key), strict=True):
                 found[row.id] = event
                 self._event_cache.put(key, row.id, row.timestamp, event)
         return [found[r.id] for r in rows]
@@ -526,8 +550,6 @@ class DatabaseSessionService(BaseSessionService):
         exist_ok: bool,
         expire_time: float | None = None,
     ) -> Session:
-        for part in (state.session, state.app, state.user):
-            _check_storable(part, "state")
         new_id = session_id or str(uuid.uuid4())
 
         async def body(conn: AsyncConnection) -> Session:
@@ -544,7 +566,9 @@ class DatabaseSessionService(BaseSessionService):
                     conn, app_name, user_id, new_id, self._db_time(self._clock())
                 )
                 existing = (
-                    await conn.execute(select(sessions.c.state, sessions.c.update_time).where(*key))
+                    await conn.execute(
+                        select(self._state(sessions.c.state), sessions.c.update_time).where(*key)
+                    )
                 ).first()
             created = existing is None and await self._insert_if_absent(
                 conn,
@@ -565,10 +589,15 @@ class DatabaseSessionService(BaseSessionService):
                     raise AlreadyExistsError(f"Session with id {new_id} already exists.")
                 row = existing if existing is not None and not state else None
                 if row is None:
-                    query = select(sessions.c.state, sessions.c.update_time).where(*key)
+                    query = select(self._state(sessions.c.state), sessions.c.update_time).where(
+                        *key
+                    )
                     locked = _dialects.lock_rows(self._dialect, query, shared=not state)
                     row = (await conn.execute(locked)).one()
-                own_state, update_time = row.state, row.update_time
+                own_state = _decode_state(
+                    row.state, "sessions", _session_key(app_name, user_id, new_id)
+                )
+                update_time = row.update_time
                 if state:
                     own_state = {**own_state, **state.session}
                     update_time = max(now, update_time + _ONE_MICROSECOND)
@@ -697,14 +726,11 @@ class DatabaseSessionService(BaseSessionService):
         config: GetSessionConfig | None,
     ) -> Session | None:
         async def body(conn: AsyncConnection) -> Session | None:
-            app_q = select(app_states.c.state).where(app_states.c.app_name == app_name)
-            user_q = select(user_states.c.state).where(
-                user_states.c.app_name == app_name, user_states.c.user_id == user_id
-            )
+            app_q, user_q = self._scope_queries(app_name, user_id)
             row = (
                 await conn.execute(
                     select(
-                        sessions.c.state,
+                        self._state(sessions.c.state),
                         sessions.c.update_time,
                         app_q.scalar_subquery().label("app_state"),
                         user_q.scalar_subquery().label("user_state"),
@@ -718,6 +744,10 @@ class DatabaseSessionService(BaseSessionService):
             ).first()
             if row is None:
                 return None
+            own_state = _decode_state(
+                row.state, "sessions", _session_key(app_name, user_id, session_id)
+            )
+            app_state, user_state = _decode_scopes(row.app_state, row.user_state, app_name, user_id)
             if config is not None and config.num_recent_events == 0:
                 stored_events: list[Event] = []
             else:
@@ -726,9 +756,9 @@ class DatabaseSessionService(BaseSessionService):
                 app_name,
                 user_id,
                 session_id,
-                row.state,
-                row.app_state or {},
-                row.user_state or {},
+                own_state,
+                app_state,
+                user_state,
                 row.update_time,
                 stored_events,
             )
@@ -745,7 +775,10 @@ class DatabaseSessionService(BaseSessionService):
     ) -> ListSessionsResponse:
         async def body(conn: AsyncConnection) -> ListSessionsResponse:
             query = select(
-                sessions.c.user_id, sessions.c.id, sessions.c.state, sessions.c.update_time
+                sessions.c.user_id,
+                sessions.c.id,
+                self._state(sessions.c.state),
+                sessions.c.update_time,
             ).where(sessions.c.app_name == app_name, _live(self._db_time(self._clock())))
             if user_id is not None:
                 query = query.where(sessions.c.user_id == user_id)
@@ -770,22 +803,28 @@ class DatabaseSessionService(BaseSessionService):
             more = limit is not None and len(rows) > limit
             rows = rows[:limit] if more else rows
             # The app's and the users' states, each decoded once, in one statement.
-            users = select(user_states.c.user_id, user_states.c.state).where(
+            users = select(user_states.c.user_id, self._state(user_states.c.state)).where(
                 user_states.c.app_name == app_name
             )
             if user_id is not None:
                 users = users.where(user_states.c.user_id == user_id)
-            app = select(null().label("user_id"), app_states.c.state).where(
+            app = select(null().label("user_id"), self._state(app_states.c.state)).where(
                 app_states.c.app_name == app_name
             )
-            scopes = {r.user_id: r.state for r in (await conn.execute(app.union_all(users))).all()}
+            scopes: dict[str | None, dict[str, Any]] = {}
+            for r in (await conn.execute(app.union_all(users))).all():
+                if r.user_id is None:
+                    scopes[None] = _decode_state(r.state, "app_states", {"app_name": app_name})
+                else:
+                    scope_key = {"app_name": app_name, "user_id": r.user_id}
+                    scopes[r.user_id] = _decode_state(r.state, "user_states", scope_key)
             app_state = scopes.get(None) or {}
             result = [
                 self._session(
                     app_name,
                     r.user_id,
                     r.id,
-                    r.state,
+                    _decode_state(r.state, "sessions", _session_key(app_name, r.user_id, r.id)),
                     app_state,
                     scopes.get(r.user_id) or {},
                     r.update_time,
@@ -841,7 +880,7 @@ class DatabaseSessionService(BaseSessionService):
                 query = query.limit(min(limit, _MAX_ROWS) + 1)
             rows: Sequence[Any] = (await conn.execute(query)).all()
             more = limit is not None and len(rows) > limit
-            page = _rows_to_events(rows[:limit] if more else rows)
+            page = _rows_to_events(rows[:limit] if more else rows, (app_name, user_id, session_id))
             token = None
             if more:
                 token = encode_page_token((page[-1].timestamp, page[-1].id, ""))
@@ -933,12 +972,15 @@ class DatabaseSessionService(BaseSessionService):
         async def body(conn: AsyncConnection) -> dict[str, Any]:
             value = (
                 await conn.execute(
-                    select(user_states.c.state).where(
+                    select(self._state(user_states.c.state)).where(
                         user_states.c.app_name == app_name, user_states.c.user_id == user_id
                     )
                 )
             ).scalar()
-            return dict(value or {})
+            if value is None:
+                return {}
+            scope_key = {"app_name": app_name, "user_id": user_id}
+            return _decode_state(value, "user_states", scope_key)
 
         return await self._run("get_user_state", False, body)
 
@@ -956,20 +998,13 @@ class DatabaseSessionService(BaseSessionService):
             events.c.user_id == user_id,
             events.c.session_id == session_id,
         )
-        try:
-            data = event.model_dump(mode="json", exclude_none=True)
-        except ValueError as error:  # pydantic: "Maximum serialization depth exceeded", ...
-            raise ValueError(
-                f"The event cannot be written as JSON ({error}); is a value (a temp: one too) "
-                f"nested too deeply?"
-            ) from None
-        data["actions"]["state_delta"] = plan.delta
-        _check_storable(data, "the event", _MAX_EVENT_DEPTH)
+        # The base class built and checked the stored JSON (it parses back into an Event).
+        data = plan.data
 
         async def body(conn: AsyncConnection) -> AppendOutcome:
             columns = [sessions.c.update_time]
             if plan.scoped.session:
-                columns.append(sessions.c.state)
+                columns.append(self._state(sessions.c.state))
             row = (
                 await conn.execute(
                     _dialects.lock_rows(
@@ -992,7 +1027,9 @@ class DatabaseSessionService(BaseSessionService):
                     )
                 ).scalar()
             if self._is_stale(session, _marker(stored_time), last_event_id):
-                duplicate = await self._find_duplicate(conn, event, plan, event_key)
+                duplicate = await self._find_duplicate(
+                    conn, event, plan, event_key, (app_name, user_id, session_id)
+                )
                 if duplicate is not None:
                     return duplicate
                 raise StaleSessionError()
@@ -1012,7 +1049,10 @@ class DatabaseSessionService(BaseSessionService):
             )
             values: dict[str, Any] = {"update_time": db_stamp}
             if plan.scoped.session:
-                values["state"] = {**row.state, **plan.scoped.session}
+                own = _decode_state(
+                    row.state, "sessions", _session_key(app_name, user_id, session_id)
+                )
+                values["state"] = {**own, **plan.scoped.session}
             await conn.execute(update(sessions).where(*key).values(values))
             if plan.scoped.app or plan.scoped.user:
                 await self._ensure_scope_rows(conn, app_name, user_id, db_stamp)
@@ -1029,7 +1069,9 @@ class DatabaseSessionService(BaseSessionService):
 
         # The event id is taken: the same event appended again is a no-op, another is refused.
         async def check(conn: AsyncConnection) -> AppendOutcome | None:
-            return await self._find_duplicate(conn, event, plan, event_key)
+            return await self._find_duplicate(
+                conn, event, plan, event_key, (app_name, user_id, session_id)
+            )
 
         duplicate = await self._run("append_event", False, check)
         if duplicate is None:
@@ -1040,7 +1082,12 @@ class DatabaseSessionService(BaseSessionService):
         return duplicate
 
     async def _find_duplicate(
-        self, conn: AsyncConnection, event: Event, plan: AppendPlan, event_key: Any
+        self,
+        conn: AsyncConnection,
+        event: Event,
+        plan: AppendPlan,
+        event_key: Any,
+        key: _SessionKey,
     ) -> AppendOutcome | None:
         """The outcome of an earlier append of this same event, or None if it is not stored."""
         row = (
@@ -1050,7 +1097,7 @@ class DatabaseSessionService(BaseSessionService):
         ).first()
         if row is None:
             return None
-        stored = _rows_to_events([row])[0]
+        stored = _rows_to_events([row], key)[0]
         if stored != plan.stored_event(event, stored.timestamp):
             return None
         stamp = from_db_time(row.timestamp)
@@ -1144,57 +1191,83 @@ def _next_time(requested: float, last: datetime.datetime) -> tuple[float, dateti
     return floor.timestamp(), floor
 
 
-def _check_storable(value: Any, where: str, max_depth: int | None = None) -> None:
-    """Refuses JSON a database would store but not give back intact.
+def _session_key(app_name: str, user_id: str, session_id: str) -> dict[str, str]:
+    return {"app_name": app_name, "user_id": user_id, "id": session_id}
 
-    Lone surrogates: PostgreSQL refuses them, and pydantic cannot parse an event holding one,
-    so SQLite and MySQL would store an event no read could return. And events nested more than
-    ``max_depth`` levels deep: pydantic's JSON parser stops at 200.
+
+def _row_name(table: str, key: dict[str, str]) -> str:
+    shown = ", ".join(f"{name}={value!r}" for name, value in key.items())
+    return f"the {table} row ({shown})"
+
+
+def _decode_state(value: Any, table: str, key: dict[str, str]) -> dict[str, Any]:
+    """A stored state (JSON text, or decoded by the driver) as a dict.
 
     Raises:
-        ValueError: ``value`` holds either.
+        CorruptDataError: The row holds something else (written by another tool, or edited by
+            hand), naming the table and the row's key; the parse error is the cause.
     """
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            if not item.isascii():
-                _check_text(item, where)
-            continue
-        if isinstance(item, dict):
-            children: Any = item.values()
-            for key in item:
-                if isinstance(key, str) and not key.isascii():
-                    _check_text(key, where)
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if max_depth is not None and depth > max_depth:
-            raise ValueError(
-                f"{where} is nested more than {max_depth} levels deep; a stored event that deep "
-                f"could not be read back. Flatten it, or store it as a JSON string."
-            )
-        stack.extend((child, depth + 1) for child in children)
+    if isinstance(value, (str, bytes)):
+        try:
+            value = json.loads(value)
+        except ValueError as error:
+            raise CorruptDataError(
+                f"Cannot read {_row_name(table, key)}: its state is not valid JSON ({error}). "
+                f"Fix or delete the row.",
+                table=table,
+                key=key,
+            ) from error
+    if isinstance(value, dict):
+        return value
+    kind = _JSON_KINDS.get(type(value), type(value).__name__)
+    cause = TypeError(f"state is a JSON {kind}, not an object")
+    raise CorruptDataError(
+        f"Cannot read {_row_name(table, key)}: its state is a JSON {kind}, not an object. "
+        f"Fix or delete the row.",
+        table=table,
+        key=key,
+    ) from cause
 
 
-def _check_text(text: str, where: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = text.encode("utf-8", "backslashreplace")[:60].decode("utf-8", "replace")
-        raise ValueError(
-            f"{where} holds text that is not valid Unicode (a lone surrogate, in {shown!r}), "
-            f"which cannot be stored; fix or encode it."
-        ) from None
+_JSON_KINDS = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
-def _rows_to_events(rows: Sequence[Any]) -> list[Event]:
-    """Parses stored events in one pass; the id and invocation id columns win, as in google-adk."""
+def _decode_scopes(
+    app_value: Any, user_value: Any, app_name: str, user_id: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The app's and the user's stored state (None when there is no row) as dicts."""
+    app_state = (
+        {} if app_value is None else _decode_state(app_value, "app_states", {"app_name": app_name})
+    )
+    user_key = {"app_name": app_name, "user_id": user_id}
+    user_state = {} if user_value is None else _decode_state(user_value, "user_states", user_key)
+    return app_state, user_state
+
+
+def _rows_to_events(rows: Sequence[Any], key: _SessionKey) -> list[Event]:
+    """Parses stored events in one pass; the id and invocation id columns win, as in google-adk.
+
+    Raises:
+        CorruptDataError: A row's ``event_data`` is not a valid event (written by another tool, or
+            edited by hand), naming the row; the parse error is the cause.
+    """
     if not rows:
         return []
     text = "[" + ",".join(row.data if row.data else "{}" for row in rows) + "]"
-    parsed = _EVENT_LIST.validate_json(text)
+    try:
+        parsed = _EVENT_LIST.validate_json(text)
+        if len(parsed) != len(rows):
+            raise ValueError("the rows' JSON does not split into one event per row")
+    except ValueError:
+        # Find the bad row (rare, so parsed again one by one) to name it.
+        parsed = [_row_to_event(row, key) for row in rows]
     for row, event in zip(rows, parsed, strict=True):
         if event.id != row.id:
             event.id = row.id
@@ -1203,6 +1276,23 @@ def _rows_to_events(rows: Sequence[Any]) -> list[Event]:
         if "timestamp" not in event.model_fields_set:
             event.timestamp = from_db_time(row.timestamp).timestamp()
     return parsed
+
+
+def _row_to_event(row: Any, key: _SessionKey) -> Event:
+    app_name, user_id, session_id = key
+    try:
+        return Event.model_validate_json(row.data or "{}")
+    except ValueError as error:
+        row_key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
+        row_key["id"] = row.id
+        detail = str(error).splitlines()
+        shown = "; ".join(line.strip() for line in detail[:3]) if detail else repr(error)
+        raise CorruptDataError(
+            f"Cannot read {_row_name('events', row_key)}: its event_data is not a valid event "
+            f"({shown}). Fix or delete the row.",
+            table="events",
+            key=row_key,
+        ) from error
 
 
 def _check_layout(sync_conn: Any) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import bisect
+import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from openadk.errors import AlreadyExistsError, SessionNotFoundError, StaleSessionError
 from openadk.events import Event
@@ -33,6 +34,26 @@ from openadk.sessions._session import (
 )
 
 __all__ = ["InMemorySessionService"]
+
+logger = logging.getLogger("openadk.sessions")
+
+_T = TypeVar("_T")
+
+_DEPRECATED = "Deprecated. Please migrate to the async method."
+"""google-adk's log message for its synchronous twins, word for word."""
+
+
+def _run_now(call: Coroutine[Any, Any, _T]) -> _T:
+    """Runs a coroutine that never suspends (the in-memory service never waits) to its end.
+
+    Works with or without a running event loop, as google-adk's synchronous methods do.
+    """
+    try:
+        call.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    call.close()
+    raise RuntimeError("The in-memory session service unexpectedly waited.")  # pragma: no cover
 
 
 @dataclass
@@ -88,6 +109,52 @@ class InMemorySessionService(BaseSessionService):
         self._sessions: dict[str, dict[str, dict[str, _Stored]]] = {}
         self._app_state: dict[str, dict[str, Any]] = {}
         self._user_state: dict[str, dict[str, dict[str, Any]]] = {}
+
+    # google-adk's deprecated synchronous twins ---------------------------------------------
+
+    def create_session_sync(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        state: dict[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> Session:
+        """Deprecated: `create_session`, synchronously (as google-adk's, it logs a warning)."""
+        logger.warning(_DEPRECATED)
+        return _run_now(
+            self.create_session(
+                app_name=app_name, user_id=user_id, state=state, session_id=session_id
+            )
+        )
+
+    def get_session_sync(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        """Deprecated: `get_session`, synchronously (as google-adk's, it logs a warning)."""
+        logger.warning(_DEPRECATED)
+        return _run_now(
+            self.get_session(
+                app_name=app_name, user_id=user_id, session_id=session_id, config=config
+            )
+        )
+
+    def list_sessions_sync(
+        self, *, app_name: str, user_id: str | None = None
+    ) -> ListSessionsResponse:
+        """Deprecated: `list_sessions`, synchronously (as google-adk's, it logs a warning)."""
+        logger.warning(_DEPRECATED)
+        return _run_now(self.list_sessions(app_name=app_name, user_id=user_id))
+
+    def delete_session_sync(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        """Deprecated: `delete_session`, synchronously (as google-adk's, it logs a warning)."""
+        logger.warning(_DEPRECATED)
+        _run_now(self.delete_session(app_name=app_name, user_id=user_id, session_id=session_id))
 
     def _find(self, app_name: str, user_id: str, session_id: str) -> _Stored | None:
         stored = self._sessions.get(app_name, {}).get(user_id, {}).get(session_id)

@@ -13,9 +13,22 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-__all__ = ["copy_json", "copy_model", "dumps_keeping_floats", "to_json_value"]
+__all__ = [
+    "MAX_INT_DIGITS",
+    "check_storable",
+    "copy_json",
+    "copy_model",
+    "dumps_keeping_floats",
+    "to_json_value",
+]
 
 _SCALARS = (str, int, bool, type(None))
+
+MAX_INT_DIGITS = 4300
+"""Most digits a stored integer may have: Python's ``json`` (used by the database drivers and
+the REST server) refuses to write or read a longer one (``sys.get_int_max_str_digits``)."""
+
+_INT_LIMIT = 10**MAX_INT_DIGITS
 
 
 def to_json_value(value: Any, where: str) -> Any:
@@ -55,6 +68,8 @@ def _to_json_value(value: Any, where: str, depth: int) -> Any:
                 f"remove it or encode the value (e.g. base64)."
             )
         return value
+    if isinstance(value, int) and not -_INT_LIMIT < value < _INT_LIMIT:
+        raise ValueError(_too_long_int(where))
     if isinstance(value, _SCALARS):
         return value
     if isinstance(value, float):
@@ -94,6 +109,142 @@ def _to_json_value(value: Any, where: str, depth: int) -> Any:
             f"float, bool, None, or lists and dicts of them (or convert the value first)."
         ) from exc
     return _to_json_value(converted, where, depth)
+
+
+def _too_long_int(where: str) -> str:
+    return (
+        f"{where} is an integer of more than {MAX_INT_DIGITS} digits, which JSON readers refuse; "
+        f"store it as a string."
+    )
+
+
+def check_storable(value: Any, where: str, max_depth: int, original: Any = None) -> None:
+    """Refuses a JSON value that a backend would store but no reader could give back intact.
+
+    ``value`` is already JSON-shaped (dicts, lists, str, int, float, bool, None), e.g. an
+    event's ``model_dump(mode="json")``. Refused: NaN and infinity (JSON has neither; pydantic
+    and the drivers write them as ``null`` or as invalid JSON), integers of more than
+    `MAX_INT_DIGITS` digits, text that is not valid Unicode (a lone surrogate: PostgreSQL
+    refuses it, and the JSON written elsewhere does not parse back), and nesting deeper than
+    ``max_depth``.
+
+    Pydantic's JSON mode turns a lone surrogate in a dict key into U+FFFD characters; when
+    ``value`` is such a dump, pass the dumped object as ``original``, and a key holding U+FFFD
+    has that object searched for the key it came from.
+
+    Raises:
+        ValueError: Naming where in ``value`` the problem is.
+    """
+    # The path is only worked out, by `_locate`, once something is known to be wrong.
+    if _all_storable(value, 1, max_depth):
+        return
+    problem = _locate(value, where, 1, max_depth)
+    if problem is None and original is not None:
+        problem = _find_surrogate_key(original, where)
+    if problem is not None:
+        raise ValueError(problem)
+
+
+def _all_storable(item: Any, depth: int, max_depth: int) -> bool:
+    # This runs on every append: ASCII strings (most leaves) are checked without a call.
+    if isinstance(item, str):
+        return item.isascii() or _is_unicode(item)
+    if isinstance(item, dict):
+        if depth > max_depth:
+            return False
+        for key, child in item.items():
+            if not key.isascii() and ("\ufffd" in key or not _is_unicode(key)):
+                return False
+            if (child.__class__ is not str or not child.isascii()) and not _all_storable(
+                child, depth + 1, max_depth
+            ):
+                return False
+        return True
+    if isinstance(item, list):
+        if depth > max_depth:
+            return False
+        for child in item:
+            if (child.__class__ is not str or not child.isascii()) and not _all_storable(
+                child, depth + 1, max_depth
+            ):
+                return False
+        return True
+    if isinstance(item, float):
+        return math.isfinite(item)
+    if isinstance(item, int):
+        return bool(-_INT_LIMIT < item < _INT_LIMIT)
+    return True
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _locate(value: Any, where: str, depth: int, max_depth: int) -> str | None:
+    """The message for the first unstorable part of ``value``, or None when there is none."""
+    if isinstance(value, str):
+        if _is_unicode(value):
+            return None
+        shown = value.encode("utf-8", "backslashreplace")[:60].decode("utf-8", "replace")
+        return (
+            f"{where} holds text that is not valid Unicode (a lone surrogate, in {shown!r}), "
+            f"which cannot be stored; fix or encode it."
+        )
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return None
+        return f"{where} is {value!r}; JSON has no NaN or infinity. Store None or a string instead."
+    if isinstance(value, bool) or not isinstance(value, (int, dict, list)):
+        return None
+    if isinstance(value, int):
+        return None if -_INT_LIMIT < value < _INT_LIMIT else _too_long_int(where)
+    if depth > max_depth:
+        shown = where if len(where) < 80 else where[:70] + "..."
+        return (
+            f"{shown} is nested more than {max_depth} levels deep; stored that deep it could "
+            f"not be read back. Flatten it, or store it as a JSON string."
+        )
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, child in items:
+        if isinstance(key, str) and not _is_unicode(key):
+            return _locate(key, f"a key of {where}", depth, max_depth)
+        found = _locate(child, f"{where}[{key!r}]", depth + 1, max_depth)
+        if found is not None:
+            return found
+    return None
+
+
+def _find_surrogate_key(value: Any, where: str) -> str | None:
+    """The message for a dict key with a lone surrogate anywhere in an object tree, or None."""
+    if isinstance(value, BaseModel):
+        items: Any = value.__dict__.items()
+        for name, child in items:
+            found = _find_surrogate_key(child, f"{where}.{name}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if isinstance(key, str) and not _is_unicode(key):
+                shown = key.encode("utf-8", "backslashreplace")[:60].decode()
+                return (
+                    f"{where} has a key that is not valid Unicode (a lone surrogate, in "
+                    f"{shown!r}), which cannot be stored; fix or encode it."
+                )
+            found = _find_surrogate_key(child, f"{where}[{key!r}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, (list, tuple, set, frozenset)):
+        for index, child in enumerate(value):
+            found = _find_surrogate_key(child, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 _IMMUTABLE = (str, int, float, bool, bytes, type(None), enum.Enum)

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from openadk.errors import (
     AlreadyExistsError,
+    CorruptDataError,
     SessionNotFoundError,
     StaleSessionError,
     StorageError,
@@ -254,6 +255,30 @@ def _pick(data: Mapping[str, Any], camel: str, snake: str) -> Any:
     return data.get(snake) if value is None else value
 
 
+def _finite_seconds(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _read_event(body: Any) -> Event:
+    """A listed ``SessionEvent`` as an `Event`; one the server should not have sent is named."""
+    name = str(body.get("name") or "") if isinstance(body, Mapping) else ""
+    try:
+        if not isinstance(body, Mapping):
+            raise TypeError(f"the event is a {type(body).__name__}, not a JSON object")
+        return event_from_api(body)
+    except (TypeError, ValueError) as error:
+        lines = [line.strip() for line in str(error).splitlines()[:3] if line.strip()]
+        raise CorruptDataError(
+            f"Cannot read event {name!r} from the server: it is not a valid event "
+            f"({'; '.join(lines)}).",
+            table="sessionEvents",
+            key={"name": name},
+        ) from error
+
+
 def event_from_api(body: Mapping[str, Any]) -> Event:
     """A ``SessionEvent`` JSON (camelCase or snake_case) as an `Event`.
 
@@ -263,7 +288,8 @@ def event_from_api(body: Mapping[str, Any]) -> Event:
     are mapped as google-adk maps them and every other field is lost.
 
     Raises:
-        ValueError: The event is not valid (pydantic's ``ValidationError`` is a ValueError).
+        ValueError: The event is not valid (pydantic's ``ValidationError`` is a ValueError), or
+            its ``rawEvent.timestamp`` is a number that is not finite (NaN, or too large).
     """
     stamp_text = body.get("timestamp")
     api_time = parse_time(stamp_text) if stamp_text is not None else None
@@ -280,8 +306,15 @@ def event_from_api(body: Mapping[str, Any]) -> Event:
         if author is not None:
             data["author"] = author
         own = data.get("timestamp")
+        number = isinstance(own, (int, float)) and not isinstance(own, bool)
+        if isinstance(own, (int, float)) and number and not _finite_seconds(own):
+            shown = repr(own) if len(repr(own)) <= 40 else repr(own)[:30] + "..."
+            raise ValueError(
+                f"rawEvent.timestamp is {shown}, not a finite number of Unix seconds; fix it "
+                f"or leave it out (the event's RFC 3339 timestamp is then used)."
+            )
         if api_time is not None and (
-            not isinstance(own, (int, float)) or isinstance(own, bool) or abs(own - api_time) > 2e-6
+            not isinstance(own, (int, float)) or not number or abs(own - api_time) > 2e-6
         ):
             data["timestamp"] = api_time
         if not data.get("id") and name_id:
@@ -775,11 +808,19 @@ class VertexAiSessionService(BaseSessionService):
     ) -> Session:
         name = str(body.get("name") or "")
         update = body.get("updateTime") or body.get("update_time")
+        state = body.get("sessionState") or body.get("session_state") or {}
+        if not isinstance(state, dict):
+            raise CorruptDataError(
+                f"Cannot read session {name!r} from the server: its sessionState is a "
+                f"{type(state).__name__}, not a JSON object.",
+                table="sessions",
+                key={"name": name},
+            ) from TypeError(f"sessionState is a {type(state).__name__}")
         session = Session(
             id=name.rsplit("/", 1)[-1],
             app_name=app_name,
             user_id=str(body.get("userId") or body.get("user_id") or ""),
-            state=dict(body.get("sessionState") or body.get("session_state") or {}),
+            state=dict(state),
             last_update_time=parse_time(update) if update else 0.0,
         )
         session._storage_update_marker = marker
@@ -966,7 +1007,7 @@ class VertexAiSessionService(BaseSessionService):
             if response.status_code != 200:
                 raise _ApiError(response).exception("list events")
             page = response.json()
-            events.extend(event_from_api(e) for e in page.get("sessionEvents") or [])
+            events.extend(_read_event(e) for e in page.get("sessionEvents") or [])
             token = page.get("nextPageToken") or None
             if token is None or token in seen:
                 return events
@@ -1073,7 +1114,7 @@ class VertexAiSessionService(BaseSessionService):
             if response.status_code != 200:
                 raise _ApiError(response).exception("list events")
             page = response.json()
-            collected.extend(event_from_api(e) for e in page.get("sessionEvents") or [])
+            collected.extend(_read_event(e) for e in page.get("sessionEvents") or [])
             token = page.get("nextPageToken") or None
             if token is None:
                 return ListEventsResponse(events=collected)

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 import pytest
@@ -136,6 +136,48 @@ def full_event() -> Event:
             route=["a", 1, True],
         ),
     )
+
+
+def _set(path: str, value: Any) -> Callable[[Event], None]:
+    """A mutation assigning ``value`` to the dotted attribute ``path`` of an event."""
+
+    def mutate(event: Event) -> None:
+        *parents, last = path.split(".")
+        target: Any = event
+        for name in parents:
+            target = target.parts[0] if name == "parts[0]" else getattr(target, name)
+        setattr(target, last, value)
+
+    return mutate
+
+
+def _nan_args(event: Event) -> None:
+    assert event.content is not None and event.content.parts
+    event.content.parts[0].function_call = types.FunctionCall(name="f", args={"x": float("nan")})
+
+
+# Events that pydantic accepts (assignments are not validated) but that could not be read back
+# from storage: each must be refused with the error and a message naming the field.
+UNREADABLE_EVENTS: list[tuple[str, Callable[[Event], None], type[Exception], str]] = [
+    ("author-int", _set("author", 123), TypeError, "author"),
+    ("content-str", _set("content", "hello"), TypeError, "content"),
+    ("branch-int", _set("branch", 5), TypeError, "branch"),
+    ("custom-metadata-str", _set("custom_metadata", "x"), TypeError, "custom_metadata"),
+    ("transfer-int", _set("actions.transfer_to_agent", 3), TypeError, "transfer_to_agent"),
+    ("artifact-str", _set("actions.artifact_delta", {"f.txt": "v1"}), TypeError, "artifact"),
+    ("text-int", _set("content.parts[0].text", 5), TypeError, "text"),
+    ("partial-int", _set("turn_complete", 1), TypeError, "turn_complete"),
+    ("actions-none", _set("actions", None), TypeError, "actions"),
+    ("state-delta-none", _set("actions.state_delta", None), TypeError, "state_delta"),
+    ("author-none", _set("author", None), TypeError, "author"),
+    ("logprobs-nan", _set("avg_logprobs", float("nan")), ValueError, "avg_logprobs"),
+    ("logprobs-inf", _set("avg_logprobs", float("-inf")), ValueError, "avg_logprobs"),
+    ("metadata-nan", _set("custom_metadata", {"x": [float("nan")]}), ValueError, "custom_meta"),
+    ("args-nan", _nan_args, ValueError, "args"),
+    ("metadata-huge-int", _set("custom_metadata", {"n": 10**5000}), ValueError, "digits"),
+    ("state-huge-int", _set("actions.state_delta", {"n": -(10**5000)}), ValueError, "digits"),
+    ("state-nan", _set("actions.state_delta", {"user:n": float("nan")}), ValueError, "NaN"),
+]
 
 
 @pytest.mark.asyncio
@@ -490,6 +532,32 @@ class SessionServiceContract:
         stamps = [e.timestamp for e in got.events]
         assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
 
+    async def test_timestamp_moves_past_the_sessions_last_update(
+        self, service: BaseSessionService
+    ) -> None:
+        # Not only past the previous event: past the creation, and past a later state merge.
+        app, user = _ids()
+        session = await service.create_session(app_name=app, user_id=user, session_id="ts")
+        created = session.last_update_time
+        early = _text_event("before creation")
+        early.timestamp = created - 100
+        await service.append_event(session, early)
+        assert early.timestamp > created
+        merged = await service.create_session(
+            app_name=app, user_id=user, session_id="ts", state={"k": 1}
+        )
+        merge_time = merged.last_update_time
+        assert merge_time > early.timestamp
+        between = _text_event("after the event, before the merge")
+        between.timestamp = early.timestamp + (merge_time - early.timestamp) / 2
+        await service.append_event(merged, between)
+        assert between.timestamp > merge_time
+        got = await service.get_session(app_name=app, user_id=user, session_id="ts")
+        assert got is not None
+        assert [e.timestamp for e in got.events] == pytest.approx(
+            [early.timestamp, between.timestamp], abs=1e-6
+        )
+
     async def test_full_event_round_trips(self, service: BaseSessionService) -> None:
         app, user = _ids()
         session = await service.create_session(app_name=app, user_id=user)
@@ -750,6 +818,9 @@ class SessionServiceContract:
             ({"state": {"k": object()}}, TypeError, r"state\['k'\]"),
             ({"state": {"k": float("nan")}}, ValueError, "NaN"),
             ({"state": {"k": {1: "int key"}}}, TypeError, "keys must be strings"),
+            ({"state": {"k": ["a\ud800"]}}, ValueError, "surrogate"),
+            ({"state": {"user:k\udfff": 1}}, ValueError, "surrogate"),
+            ({"state": {"k": 10**5000}}, ValueError, "4300 digits"),
         ],
     )
     async def test_create_rejects_bad_input(
@@ -797,6 +868,52 @@ class SessionServiceContract:
         assert got is not None and got.state == {"k": 0} and got.events == []
         # The handle is still current after the refused appends.
         await service.append_event(session, _delta_event({"k": 1}))
+
+    @pytest.mark.parametrize(
+        ("mutate", "error", "match"),
+        [pytest.param(m, e, t, id=name) for name, m, e, t in UNREADABLE_EVENTS],
+    )
+    async def test_append_refuses_an_event_that_would_not_read_back(
+        self,
+        service: BaseSessionService,
+        mutate: Callable[[Event], None],
+        error: type[Exception],
+        match: str,
+    ) -> None:
+        app, user = _ids()
+        session = await service.create_session(app_name=app, user_id=user, state={"k": 0})
+        await service.append_event(session, _text_event("before"))
+        event = _delta_event({"k": 1})
+        mutate(event)
+        with pytest.raises(error, match=match):
+            await service.append_event(session, event)
+        assert session.state == {"k": 0} and len(session.events) == 1
+        # Nothing was stored: the session still reads, with its one good event.
+        got = await service.get_session(app_name=app, user_id=user, session_id=session.id)
+        assert got is not None and got.state == {"k": 0}
+        assert [e.id for e in got.events] == [session.events[0].id]
+        listed = await service.list_events(app_name=app, user_id=user, session_id=session.id)
+        assert [e.id for e in listed.events] == [session.events[0].id]
+        assert await service.get_user_state(app_name=app, user_id=user) == {}
+        assert [s.id for s in (await service.list_sessions(app_name=app)).sessions] == [session.id]
+        # The handle is still current.
+        await service.append_event(session, _delta_event({"k": 2}))
+
+    async def test_long_integers_up_to_the_json_limit_read_back_exactly(
+        self, service: BaseSessionService
+    ) -> None:
+        # 4,300 digits is where Python's JSON reader stops; up to it every backend keeps them.
+        app, user = _ids()
+        longest = int("9" * 4299)
+        values = {"n": 10**400, "m": -(2**70), "longest": longest, "user:u": -longest}
+        session = await service.create_session(app_name=app, user_id=user, state={"s": 2**64})
+        event = _delta_event(values)
+        event.custom_metadata = {"n": -(10**400), "longest": longest}
+        await service.append_event(session, event)
+        got = await service.get_session(app_name=app, user_id=user, session_id=session.id)
+        assert got is not None
+        assert got.state == {"s": 2**64, **values}
+        assert got.events[0].custom_metadata == {"n": -(10**400), "longest": longest}
 
     async def test_reads_reject_bad_input(self, service: BaseSessionService) -> None:
         with pytest.raises(ValueError, match="app_name"):
