@@ -228,9 +228,19 @@ def test_control_characters_are_escaped_in_every_output(tmp_path: Path) -> None:
     )
     env = {"OPENADK_DB": url}
     outputs = [
-        cli("sessions", "list", cwd=tmp_path, env=env),
+        cli("sessions", "list", "--app", "app", cwd=tmp_path, env=env),
         cli("sessions", "list", "--json", cwd=tmp_path, env=env),
-        cli("sessions", "show", "--user", HOSTILE_USER, f"s{CLEAR}", cwd=tmp_path, env=env),
+        cli(
+            "sessions",
+            "show",
+            "--app",
+            "app",
+            "--user",
+            HOSTILE_USER,
+            f"s{CLEAR}",
+            cwd=tmp_path,
+            env=env,
+        ),
         cli(
             "sessions", "show", "--json", "--user", HOSTILE_USER, f"s{CLEAR}", cwd=tmp_path, env=env
         ),
@@ -246,7 +256,7 @@ def test_control_characters_are_escaped_in_every_output(tmp_path: Path) -> None:
     assert json.loads(outputs[1].stdout)["sessions"][0]["userId"] == HOSTILE_USER
     assert "hello\\x1b]52;c;cHduZWQ=\\x07\nsecond line" in outputs[2].stdout
     assert json.loads(outputs[3].stdout)["state"]["k"] == CLEAR
-    rendered = run_in_terminal("sessions", "list", "--db", url, cwd=tmp_path)
+    rendered = run_in_terminal("sessions", "list", "--app", "app", "--db", url, cwd=tmp_path)
     assert CLIPBOARD not in rendered and CLEAR not in rendered
     assert "mallory\\x1b]52;c;cHduZWQ=\\x07\\x1b[2J" in _STYLE.sub("", rendered)
 
@@ -267,12 +277,14 @@ def test_show_and_export_report_a_corrupt_session_and_go_on(tmp_path: Path) -> N
         asyncio.run(add_session(url_of(path), "app", "u", name, [f"text of {name}"]))
     corrupt_event(path, "s2")
     env = {"OPENADK_DB": url_of(path)}
-    shown = cli("sessions", "show", "--user", "u", "s1", "s2", "s3", cwd=tmp_path, env=env)
+    shown = cli(
+        "sessions", "show", "--app", "app", "--user", "u", "s1", "s2", "s3", cwd=tmp_path, env=env
+    )
     assert shown.returncode == 1
     assert "text of s1" in shown.stdout and "text of s3" in shown.stdout
     assert "error: cannot read session s2 (app app, user u)" in shown.stderr
     assert "Traceback" not in shown.stderr
-    exported = cli("sessions", "export", "-o", "out.jsonl", cwd=tmp_path, env=env)
+    exported = cli("sessions", "export", "--app", "app", "-o", "out.jsonl", cwd=tmp_path, env=env)
     assert exported.returncode == 1
     assert "error: cannot read session s2 (app app, user u)" in exported.stderr
     lines = (tmp_path / "out.jsonl").read_text().splitlines()
@@ -382,7 +394,7 @@ def test_long_ids_survive_terminals_and_pipes(tmp_path: Path) -> None:
     for session_id in ids:
         asyncio.run(add_session(url, "app", user, session_id, [], {"a_rather_long_state_key": 1}))
     env = {"OPENADK_DB": url}
-    piped = cli("sessions", "list", "--limit", "2", cwd=tmp_path, env=env)
+    piped = cli("sessions", "list", "--app", "app", "--limit", "2", cwd=tmp_path, env=env)
     rows = [line.split("\t") for line in piped.stdout.splitlines()]
     assert [row[:2] for row in rows] == [[user, ids[0]], [user, ids[1]]]
     token = re.fullmatch(r"next page: --page-token (\S+)\n", piped.stderr)
@@ -395,7 +407,10 @@ def test_long_ids_survive_terminals_and_pipes(tmp_path: Path) -> None:
     assert [s["id"] for s in as_json["sessions"]] == ids[:2]
     assert as_json["nextPageToken"] == token.group(1)
     rendered = _STYLE.sub(
-        "", run_in_terminal("sessions", "list", "--db", url, "--limit", "2", cwd=tmp_path)
+        "",
+        run_in_terminal(
+            "sessions", "list", "--app", "app", "--db", url, "--limit", "2", cwd=tmp_path
+        ),
     )
     lines = rendered.splitlines()
     for session_id in ids[:2]:
@@ -450,9 +465,8 @@ def test_export_into_head_ends_quietly(tmp_path: Path) -> None:
                 )
 
     asyncio.run(fill())
-    shell = (
-        f"{sys.executable} -m openadk sessions export --db {url} 2>err.txt | head -n 1 > first.txt"
-    )
+    export = f"{sys.executable} -m openadk sessions export --app a --db {url}"
+    shell = f"{export} 2>err.txt | head -n 1 > first.txt"
     done = subprocess.run(["bash", "-c", shell], cwd=tmp_path, timeout=120, env=dict(os.environ))
     assert done.returncode == 0
     assert json.loads((tmp_path / "first.txt").read_text())["id"] == "s0"
