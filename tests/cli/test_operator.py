@@ -27,6 +27,7 @@ from google.genai import types
 from openadk.events import Event, EventActions
 from openadk.sessions import DatabaseSessionService
 from tests.cli.test_admin import cli
+from tests.contract.backends import MYSQL, POSTGRES
 
 CLIPBOARD = "\x1b]52;c;cHduZWQ=\x07"
 CLEAR = "\x1b[2J"
@@ -161,18 +162,24 @@ def test_migrate_from_knows_one_file_spelled_several_ways(tmp_path: Path) -> Non
 # --- item 6: migrate-from never merges two conversations -------------------------------------
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mariadb"])
 def test_migrate_from_reports_a_colliding_session_and_changes_nothing_for_it(
-    tmp_path: Path,
+    tmp_path: Path, kind: str
 ) -> None:
-    source, dest = url_of(tmp_path / "laptop.db"), url_of(tmp_path / "server.db")
-    app = "chat"
+    source = url_of(tmp_path / "laptop.db")
+    dest = {
+        "sqlite": url_of(tmp_path / "server.db"),
+        "postgres": f"postgresql+asyncpg://{POSTGRES}",
+        "mariadb": f"mysql+aiomysql://{MYSQL}?charset=utf8mb4",
+    }[kind]
+    app = f"chat-operator-{uuid.uuid4().hex[:8]}"
     asyncio.run(add_session(source, app, "ann", "main", ["laptop 1", "laptop 2"]))
     asyncio.run(add_session(source, app, "ann", "other", ["only on the laptop"]))
     asyncio.run(add_session(dest, app, "ann", "main", ["server 1", "server 2", "server 3"]))
     out = cli("migrate-from", source, dest, cwd=tmp_path)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "verified: every source row" not in out.stdout
-    assert "conflict: session chat/ann/main" in out.stderr and "DEST left as it was" in out.stderr
+    assert f"conflict: session {app}/ann/main" in out.stderr and "DEST left as it was" in out.stderr
     assert "--rename-conflicts" in out.stderr
     assert asyncio.run(event_texts(dest, app, "ann", "main")) == [
         "server 1",
@@ -259,6 +266,11 @@ def test_control_characters_are_escaped_in_every_output(tmp_path: Path) -> None:
     rendered = run_in_terminal("sessions", "list", "--app", "app", "--db", url, cwd=tmp_path)
     assert CLIPBOARD not in rendered and CLEAR not in rendered
     assert "mallory\\x1b]52;c;cHduZWQ=\\x07\\x1b[2J" in _STYLE.sub("", rendered)
+    shown = run_in_terminal(
+        "sessions", "show", "--db", url, "--user", HOSTILE_USER, f"s{CLEAR}", cwd=tmp_path
+    )
+    assert CLIPBOARD not in shown and CLEAR not in shown
+    assert "hello\\x1b]52;c;cHduZWQ=\\x07" in _STYLE.sub("", shown)
 
 
 # --- item 4: a corrupt row is reported, the other sessions go on -----------------------------
