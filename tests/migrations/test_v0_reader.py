@@ -282,3 +282,37 @@ def test_error_messages_stay_short() -> None:
     with pytest.raises(V0RowError) as caught:
         convert_row(v0_row(data), times=TimeRule.parse("utc"))
     assert len(str(caught.value)) < 400
+
+
+def test_values_json_cannot_hold_are_row_errors() -> None:
+    # Bytes that are not UTF-8 (found by the mutation test below): a UnicodeDecodeError
+    # escaped from the conversion and stopped the whole upgrade.
+    data = pickle.dumps({"state_delta": {"k": b"\xd0\xff"}})
+    with pytest.raises(V0RowError, match="cannot be written as JSON"):
+        convert_row(v0_row(data), times=TimeRule.parse("utc"))
+
+
+def test_mutated_fixture_pickles_are_converted_or_row_errors() -> None:
+    """Random byte edits of real google-adk pickles: nothing but V0RowError ever escapes."""
+    import random
+
+    rng = random.Random(20261202)
+    pickles = list(fixture_actions().values())
+    outcomes = {"converted": 0, "row error": 0}
+    for _ in range(600):
+        data = bytearray(rng.choice(pickles))
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(data))
+            roll = rng.random()
+            if roll < 0.5:
+                data[at] = rng.randrange(256)
+            elif roll < 0.75:
+                del data[at]
+            else:
+                data[at:at] = bytes([rng.randrange(256)])
+        try:
+            convert_row(v0_row(bytes(data)), times=TimeRule.parse("utc"))
+            outcomes["converted"] += 1
+        except V0RowError:
+            outcomes["row error"] += 1
+    assert outcomes["row error"] > 0 and outcomes["converted"] > 0

@@ -427,8 +427,11 @@ async def _export(service: Any, console: Console, args: argparse.Namespace) -> i
         summary += f" to {clean(args.output)}"
     if bad:
         summary += f"; {len(bad)} could not be read (see above)"
-    # The data goes to standard output, so the summary goes to standard error there.
-    print(summary, file=sys.stderr if args.output == "-" else sys.stdout, flush=True)
+    if args.output != "-":
+        print(summary, flush=True)
+    elif bad:
+        # The data is on standard output; say what is missing from it on standard error.
+        print(summary, file=sys.stderr, flush=True)
     return EXIT_FAILED if bad else 0
 
 

@@ -625,8 +625,14 @@ def convert_row(
             loaded = raw_actions
         try:
             fields = actions_fields(loaded)
+        except V0RowError:
+            raise
         except RecursionError as error:
             raise V0RowError("actions is nested too deeply (or refers to itself)") from error
+        except (ValueError, TypeError, PydanticSerializationError) as error:
+            # Values JSON cannot hold: bytes that are not UTF-8, unhashable set members, ...
+            reason = _short(f"{type(error).__name__}: {error}", 200)
+            raise V0RowError(f"actions cannot be written as JSON: {reason}") from error
     try:
         actions = EventActions.model_validate(fields)
     except ValidationError as error:
