@@ -544,3 +544,34 @@ def test_openadk_db_wins_over_database_url(tmp_path: Path) -> None:
     asyncio.run(add_session(url_of(tmp_path / "two.db"), "from_database_url", "u", "s", []))
     env = {"OPENADK_DB": url_of(tmp_path / "one.db"), "DATABASE_URL": url_of(tmp_path / "two.db")}
     assert cli("apps", cwd=tmp_path, env=env).stdout.startswith("from_openadk_db\t")
+
+
+def test_hostile_import_lines_are_reported_one_by_one_and_the_rest_imported(
+    tmp_path: Path,
+) -> None:
+    def session(session_id: str, **fields: Any) -> str:
+        return json.dumps({"id": session_id, "appName": "a", "userId": "u", **fields})
+
+    deep = '{"id": "deep", "appName": "a", "userId": "u", "state": ' + '{"k":' * 3000 + "1"
+    lines = [
+        session("dup", events=[{"id": "e1", "author": "x"}, {"id": "e1", "author": "x"}]),
+        session("far", lastUpdateTime=1e308),
+        deep + "}" * 3001,
+        "[" * 100_000 + "]" * 100_000,
+        session("surrogate", state={"t": "x\ud800"}),
+        session("n\u0000ul"),
+        session("fine", state={"k": 1}),
+    ]
+    dest = url_of(tmp_path / "i.db")
+    out = cli("sessions", "import", "-", "--db", dest, cwd=tmp_path, stdin="\n".join(lines))
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr and "unexpected" not in out.stderr
+    errors = out.stderr.splitlines()
+    assert [e.split(":")[1] for e in errors] == [f" line {n}" for n in range(1, 7)], errors
+    assert "event id 'e1' appears twice" in errors[0]
+    assert "session 'far' cannot be stored" in errors[1]
+    assert "nested too deeply" in errors[2] and "nested too deeply" in errors[3]
+    assert "not valid Unicode" in errors[4] and "NUL" in errors[5]
+    assert "imported 1, replaced 0, skipped 0 (already there), 6 bad line(s)" in out.stdout
+    exported = cli("sessions", "export", "--app", "a", "--db", dest, cwd=tmp_path)
+    assert [json.loads(line)["id"] for line in exported.stdout.splitlines()] == ["fine"]

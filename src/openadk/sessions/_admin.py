@@ -18,11 +18,12 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Table, and_, func, or_, select, tuple_
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openadk.events import Event
 from openadk.sessions._base import MAX_KEY_LENGTH, BaseSessionService, check_key
-from openadk.sessions._database import DatabaseSessionService
+from openadk.sessions._database import _MAX_EVENT_DEPTH, DatabaseSessionService, _check_storable
 from openadk.sessions._schema import (
     app_states,
     events,
@@ -560,56 +561,73 @@ async def import_sessions(
         except ValueError as exc:
             report.errors.append(f"line {number}: {exc}")
             continue
-        own, app, user = _split(session.state)
-        key = and_(
-            sessions.c.app_name == session.app_name,
-            sessions.c.user_id == session.user_id,
-            sessions.c.id == session.id,
-        )
-        async with engine.begin() as conn:
-            exists = (await conn.execute(select(sessions.c.id).where(key))).first()
-            if exists is not None and not replace:
-                report.skipped += 1
-                continue
-            if exists is not None:
-                await conn.execute(
-                    events.delete().where(
-                        events.c.app_name == session.app_name,
-                        events.c.user_id == session.user_id,
-                        events.c.session_id == session.id,
-                    )
-                )
-                await conn.execute(sessions.delete().where(key))
-                report.replaced += 1
-            else:
-                report.imported += 1
-            stamp = to_db_time(session.last_update_time)
-            await _merge_scope(conn, app_states, {"app_name": session.app_name}, app, stamp)
-            await _merge_scope(
-                conn,
-                user_states,
-                {"app_name": session.app_name, "user_id": session.user_id},
-                user,
-                stamp,
+        try:
+            outcome = await _write_session(engine, session, replace)
+        except (SQLAlchemyError, ValueError, TypeError, OverflowError, RecursionError) as error:
+            # The transaction was rolled back: nothing of this line is stored.
+            reason = str(getattr(error, "orig", None) or error).splitlines()[0][:200]
+            report.errors.append(
+                f"line {number}: session {session.id!r} cannot be stored "
+                f"({type(error).__name__}: {reason})"
             )
-            await conn.execute(
-                sessions.insert().values(
-                    app_name=session.app_name,
-                    user_id=session.user_id,
-                    id=session.id,
-                    state=own,
-                    create_time=to_db_time(
-                        session.events[0].timestamp if session.events else session.last_update_time
-                    ),
-                    update_time=stamp,
-                )
-            )
-            if session.events:
-                await conn.execute(
-                    events.insert(),
-                    [_event_row(session, event) for event in session.events],
-                )
+            continue
+        if outcome == "skipped":
+            report.skipped += 1
+        elif outcome == "replaced":
+            report.replaced += 1
+        else:
+            report.imported += 1
     return report
+
+
+async def _write_session(engine: AsyncEngine, session: Session, replace: bool) -> str:
+    """One session in one transaction: "imported", "replaced" or "skipped"."""
+    own, app, user = _split(session.state)
+    key = and_(
+        sessions.c.app_name == session.app_name,
+        sessions.c.user_id == session.user_id,
+        sessions.c.id == session.id,
+    )
+    async with engine.begin() as conn:
+        exists = (await conn.execute(select(sessions.c.id).where(key))).first()
+        if exists is not None and not replace:
+            return "skipped"
+        if exists is not None:
+            await conn.execute(
+                events.delete().where(
+                    events.c.app_name == session.app_name,
+                    events.c.user_id == session.user_id,
+                    events.c.session_id == session.id,
+                )
+            )
+            await conn.execute(sessions.delete().where(key))
+        stamp = to_db_time(session.last_update_time)
+        await _merge_scope(conn, app_states, {"app_name": session.app_name}, app, stamp)
+        await _merge_scope(
+            conn,
+            user_states,
+            {"app_name": session.app_name, "user_id": session.user_id},
+            user,
+            stamp,
+        )
+        await conn.execute(
+            sessions.insert().values(
+                app_name=session.app_name,
+                user_id=session.user_id,
+                id=session.id,
+                state=own,
+                create_time=to_db_time(
+                    session.events[0].timestamp if session.events else session.last_update_time
+                ),
+                update_time=stamp,
+            )
+        )
+        if session.events:
+            await conn.execute(
+                events.insert(),
+                [_event_row(session, event) for event in session.events],
+            )
+    return "imported" if exists is None else "replaced"
 
 
 def _parse_line(line: str) -> Session:
@@ -618,6 +636,8 @@ def _parse_line(line: str) -> Session:
         data = json.loads(line)
     except json.JSONDecodeError as error:
         raise ValueError(f"not JSON ({error.msg} at column {error.colno})") from None
+    except RecursionError:
+        raise ValueError("not JSON openadk can read: nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError(f"not a session: a JSON {type(data).__name__}, not an object")
     try:
@@ -633,9 +653,18 @@ def _parse_line(line: str) -> Session:
             check_key(getattr(session, name), name)
         except ValueError as error:
             raise ValueError(f"field {shown}: {error}") from None
+    # What the database service refuses to store, import refuses too: a stored session must
+    # read back.
+    _check_storable(session.state, "field state")
+    seen: set[str] = set()
     for index, event in enumerate(session.events):
         if len(event.id) > MAX_KEY_LENGTH:
             raise ValueError(f"field events.{index}.id: longer than {MAX_KEY_LENGTH} characters")
+        if event.id in seen:
+            raise ValueError(f"field events.{index}.id: event id {event.id!r} appears twice")
+        seen.add(event.id)
+        data = event.model_dump(mode="json", exclude_none=True)
+        _check_storable(data, f"field events.{index}", _MAX_EVENT_DEPTH)
     return session
 
 
