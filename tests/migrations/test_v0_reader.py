@@ -316,3 +316,17 @@ def test_mutated_fixture_pickles_are_converted_or_row_errors() -> None:
         except V0RowError:
             outcomes["row error"] += 1
     assert outcomes["row error"] > 0 and outcomes["converted"] > 0
+
+
+def test_hashing_work_is_bounded_across_keys() -> None:
+    """Each key is a tuple under the per-tuple bound, but 2,000 of them would make SETITEMS
+    hash half a billion values in one opcode."""
+    depth = 17  # a tuple that hashes 2**18 values, below the 500,000 bound
+    out = bytearray(b"\x80\x04}" + _text("state_delta") + b"}(")  # EMPTY_DICT ... MARK
+    out += b"N\x940"
+    for level in range(depth):
+        out += b"h" + bytes([level]) + b"h" + bytes([level]) + b"\x86\x940"
+    out += (b"h" + bytes([depth]) + b"N") * 2000
+    data = bytes(out + b"us.")  # SETITEMS, SETITEM
+    with pytest.raises(LimitExceededError, match="hash or measure more than 5,000,000 values"):
+        load_actions(data)

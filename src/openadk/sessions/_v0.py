@@ -199,6 +199,9 @@ class UnpickleLimits:
     max_chars: int = 32 * 1024 * 1024
     """Characters (and bytes) of text in the result, counted the same way; also the largest
     size a pickle may ask ``bytes(n)`` / ``bytearray(n)`` to allocate."""
+    max_work: int = 5_000_000
+    """Values visited while building: each dict key or set member hashed (a tuple costs every
+    value it holds, as hashing it does) and each constructor's arguments measured."""
     max_seconds: float = 5.0
     """Time spent unpickling one row."""
 
@@ -210,6 +213,9 @@ _TUPLE_OPCODES = frozenset(b"t\x85\x86\x87")
 # Opcodes that call a constructor with arguments from the stack: REDUCE, NEWOBJ, NEWOBJ_EX.
 _CALL_OPCODES = {ord("R"): 2, 0x81: 2, 0x92: 3}
 _FROZENSET = 0x91
+# Opcodes that hash what is on the stack: SETITEM (one key), SETITEMS and DICT (every other
+# item since the mark), ADDITEMS and FROZENSET (every item since the mark).
+_SETITEM, _SETITEMS, _DICT, _ADDITEMS = ord("s"), ord("u"), ord("d"), 0x90
 
 
 class LimitExceededError(RefusedPickleError):
@@ -224,33 +230,29 @@ def _hash_size(value: tuple[Any, ...], known: dict[int, int]) -> int:
     return size
 
 
+_SCALARS = (int, float, bool, type(None), complex)
+_TEXTS = (str, bytes, bytearray)
+
+
+def _children(obj: Any) -> list[Any] | None:
+    if isinstance(obj, StandIn):
+        return [obj._args, obj._kwargs, obj._state]
+    if isinstance(obj, dict):
+        return [*obj.keys(), *obj.values()]
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return list(obj)
+    return None
+
+
 def _expanded_size(value: Any, limits: UnpickleLimits, what: str) -> tuple[int, int]:
     """(values, characters) of ``value`` with every shared reference counted at each use.
 
-    Iterative, and each distinct object is measured once, so the cost is that of the distinct
-    objects even when the expansion is astronomically large.
+    Iterative, and each distinct container is measured once, so the cost is that of the
+    distinct objects even when the expansion is astronomically large.
 
     Raises:
         LimitExceededError: Past ``limits``, or ``value`` contains itself.
     """
-    sizes: dict[int, tuple[int, int]] = {}
-    on_path: set[int] = set()
-    # (object, its children, the index of the next child to visit)
-    stack: list[tuple[Any, list[Any]]] = []
-
-    def children(obj: Any) -> list[Any] | None:
-        if isinstance(obj, StandIn):
-            return [obj._args, obj._kwargs, obj._state]
-        if isinstance(obj, dict):
-            return [*obj.keys(), *obj.values()]
-        if isinstance(obj, (list, tuple, set, frozenset)):
-            return list(obj)
-        return None
-
-    def leaf(obj: Any) -> tuple[int, int]:
-        if isinstance(obj, (str, bytes, bytearray)):
-            return 1, len(obj)
-        return 1, 0
 
     def check(values: int, chars: int) -> None:
         if values > limits.max_values:
@@ -263,38 +265,87 @@ def _expanded_size(value: Any, limits: UnpickleLimits, what: str) -> tuple[int, 
                 f"{what} expands to more than {limits.max_chars:,} characters of text"
             )
 
-    top = children(value)
+    top = _children(value)
     if top is None:
-        result = leaf(value)
-        check(*result)
-        return result
-    stack.append((value, top))
-    on_path.add(id(value))
+        size = (1, len(value) if isinstance(value, _TEXTS) else 0)
+        check(*size)
+        return size
+    sizes: dict[int, tuple[int, int]] = {}
+    on_path = {id(value)}
+    # Frames: [container, its children, next child, values so far, characters so far].
+    stack: list[list[Any]] = [[value, top, 0, 1, 0]]
     while stack:
-        obj, pending = stack[-1]
-        if pending:
-            child = pending.pop()
-            key = id(child)
-            if key in sizes:
+        frame = stack[-1]
+        children, index, values, chars = frame[1], frame[2], frame[3], frame[4]
+        descended = False
+        while index < len(children):
+            child = children[index]
+            index += 1
+            if isinstance(child, _TEXTS):
+                values += 1
+                chars += len(child)
                 continue
-            if key in on_path:
-                raise LimitExceededError(f"{what} refers to itself (nested too deeply)")
-            grand = children(child)
+            if isinstance(child, _SCALARS):
+                values += 1
+                continue
+            known = sizes.get(id(child))
+            if known is not None:
+                values += known[0]
+                chars += known[1]
+                continue
+            grand = _children(child)
             if grand is None:
+                values += 1
                 continue
-            stack.append((child, grand))
-            on_path.add(key)
+            if id(child) in on_path:
+                raise LimitExceededError(f"{what} refers to itself (nested too deeply)")
+            frame[2], frame[3], frame[4] = index, values, chars
+            stack.append([child, grand, 0, 1, 0])
+            on_path.add(id(child))
+            descended = True
+            break
+        if descended:
             continue
-        stack.pop()
-        on_path.discard(id(obj))
-        values, chars = 1, 0
-        for child in children(obj) or ():
-            size = sizes.get(id(child)) or leaf(child)
-            values += size[0]
-            chars += size[1]
         check(values, chars)
-        sizes[id(obj)] = (values, chars)
+        stack.pop()
+        on_path.discard(id(frame[0]))
+        sizes[id(frame[0])] = (values, chars)
+        if stack:
+            stack[-1][3] += values
+            stack[-1][4] += chars
     return sizes[id(value)]
+
+
+_TIME_CHECK_EVERY = 256
+
+
+def _bounded(code: int, step: Any) -> Any:
+    """``step`` (one opcode of the pure-Python unpickler) with the bounds checked around it."""
+    calls = code in _CALL_OPCODES
+    builds_hashable = code in _TUPLE_OPCODES or calls or code == _FROZENSET
+    hashes = code in (_SETITEM, _SETITEMS, _DICT, _ADDITEMS, _FROZENSET)
+
+    def run(unpickler: _RestrictedUnpickler) -> None:
+        unpickler._operations += 1
+        limits = unpickler._limits
+        if unpickler._operations > limits.max_operations:
+            raise LimitExceededError(
+                f"the pickle runs more than {limits.max_operations:,} operations"
+            )
+        if (
+            unpickler._operations % _TIME_CHECK_EVERY == 1
+            and time.monotonic() > unpickler._deadline
+        ):
+            raise LimitExceededError(f"unpickling took longer than {limits.max_seconds:g} s")
+        if calls:
+            unpickler._check_call(code)
+        elif hashes:
+            unpickler._charge_hashing(code)
+        step(unpickler)
+        if builds_hashable:
+            unpickler._check_hashable(unpickler._stack()[-1])
+
+    return run
 
 
 class _RestrictedUnpickler(pickle._Unpickler):
@@ -309,42 +360,21 @@ class _RestrictedUnpickler(pickle._Unpickler):
         self._limits = limits
         self._operations = 0
         self._deadline = time.monotonic() + limits.max_seconds
+        self._work = 0
         # Hash sizes of the tuples built so far, by id; the tuples are kept alive so an id
         # is never reused for another object.
         self._tuple_sizes: dict[int, int] = {}
         self._tuples: list[tuple[Any, ...]] = []
-        # load() looks opcodes up in self.dispatch: an instance copy with every step wrapped.
-        base = pickle._Unpickler.dispatch
-        vars(self)["dispatch"] = {code: self._bounded(code, step) for code, step in base.items()}
 
     def _stack(self) -> list[Any]:
         """The unpickler's value stack (set by load())."""
         stack: list[Any] = vars(self)["stack"]
         return stack
 
-    def _bounded(self, code: int, step: Any) -> Any:
-        def run(_: _RestrictedUnpickler) -> None:
-            self._operations += 1
-            if self._operations > self._limits.max_operations:
-                raise LimitExceededError(
-                    f"the pickle runs more than {self._limits.max_operations:,} operations"
-                )
-            if time.monotonic() > self._deadline:
-                raise LimitExceededError(
-                    f"unpickling took longer than {self._limits.max_seconds:g} s"
-                )
-            if code in _CALL_OPCODES:
-                self._check_call(code)
-            step(self)
-            if code in _TUPLE_OPCODES or code in _CALL_OPCODES or code == _FROZENSET:
-                self._check_hashable(self._stack()[-1])
-
-        return run
-
     def _check_call(self, code: int) -> None:
         """A constructor's arguments: bounded in size, and no ``bytes(10**12)``."""
         arguments = self._stack()[-_CALL_OPCODES[code] + 1 :]
-        _expanded_size(arguments, self._limits, "a constructor's arguments")
+        self._charge(_expanded_size(arguments, self._limits, "a constructor's arguments")[0])
         given: list[Any] = []
         for part in arguments:
             if isinstance(part, tuple):
@@ -357,6 +387,25 @@ class _RestrictedUnpickler(pickle._Unpickler):
                     f"the pickle asks a constructor for {item:,} (more than "
                     f"{self._limits.max_chars:,})"
                 )
+
+    def _charge(self, work: int) -> None:
+        self._work += work
+        if self._work > self._limits.max_work:
+            raise LimitExceededError(
+                f"the pickle makes the reader hash or measure more than "
+                f"{self._limits.max_work:,} values"
+            )
+
+    def _charge_hashing(self, code: int) -> None:
+        stack = self._stack()
+        if code == _SETITEM:
+            keys = stack[-2:-1]
+        elif code in (_SETITEMS, _DICT):
+            keys = stack[0::2]
+        else:
+            keys = stack
+        sizes = self._tuple_sizes
+        self._charge(sum(sizes.get(id(k), 1) if isinstance(k, tuple) else 1 for k in keys))
 
     def _check_hashable(self, value: Any) -> None:
         if isinstance(value, tuple):
@@ -383,6 +432,12 @@ class _RestrictedUnpickler(pickle._Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         raise RefusedPickleError("refused a persistent id: not written by google-adk")
+
+
+# load() looks each opcode up in self.dispatch: every step of the pure-Python unpickler, wrapped.
+_RestrictedUnpickler.dispatch = {
+    code: _bounded(code, step) for code, step in pickle._Unpickler.dispatch.items()
+}
 
 
 def load_actions(
