@@ -56,7 +56,7 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
         description="Lists every app that has sessions, with how many sessions and distinct "
         "users it has. Tab-separated when not a terminal: app, sessions, users.",
     )
-    apps.add_argument("--db", default=None, help=db_help)
+    apps.add_argument("--db", default=None, metavar="URL", help=db_help)
     apps.add_argument("--json", action="store_true", help=json_help)
 
     sessions = commands.add_parser(
@@ -71,7 +71,7 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
         parser: argparse.ArgumentParser = verbs.add_parser(
             name, parents=common, help=help_text, description=description
         )
-        parser.add_argument("--db", default=None, help=db_help)
+        parser.add_argument("--db", default=None, metavar="URL", help=db_help)
         return parser
 
     listing = verb(
@@ -81,16 +81,20 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
         "terminal: user, session id, last update (UTC), state keys; the next page's token "
         "is then printed on standard error.",
     )
-    listing.add_argument("--app", default=None, help=app_help)
-    listing.add_argument("--user", default=None, help="only this user's sessions")
+    listing.add_argument("--app", default=None, metavar="NAME", help=app_help)
+    listing.add_argument("--user", default=None, metavar="ID", help="only this user's sessions")
     listing.add_argument(
         "--limit",
         type=int,
         default=DEFAULT_LIMIT,
+        metavar="N",
         help=f"sessions per page (default: {DEFAULT_LIMIT})",
     )
     listing.add_argument(
-        "--page-token", default=None, help="the token a previous page printed, for the next page"
+        "--page-token",
+        default=None,
+        metavar="TOKEN",
+        help="the token a previous page printed, for the next page",
     )
     listing.add_argument("--json", action="store_true", help=json_help)
 
@@ -101,8 +105,8 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
         "session that cannot be read is reported on standard error and the others are shown; "
         "the exit code is then 1.",
     )
-    show.add_argument("--app", default=None, help=app_help)
-    show.add_argument("--user", required=True, help="the user the sessions belong to")
+    show.add_argument("--app", default=None, metavar="NAME", help=app_help)
+    show.add_argument("--user", required=True, metavar="ID", help="the user the sessions belong to")
     show.add_argument("session_ids", nargs="+", metavar="SESSION_ID", help="session id(s)")
     show.add_argument("--json", action="store_true", help="print each session as google-adk's JSON")
 
@@ -113,8 +117,8 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
         "session. A session that cannot be read is reported on standard error and skipped; "
         "the exit code is then 1.",
     )
-    export.add_argument("--app", default=None, help=app_help)
-    export.add_argument("--user", default=None, help="only this user's sessions")
+    export.add_argument("--app", default=None, metavar="NAME", help=app_help)
+    export.add_argument("--user", default=None, metavar="ID", help="only this user's sessions")
     export.add_argument("-o", "--output", default="-", help="file (default: standard output)")
 
     imported = verb(
@@ -132,8 +136,10 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
     delete = verb(
         "delete", "delete one session and its events", "Deletes a session and its events."
     )
-    delete.add_argument("--app", default=None, help=app_help)
-    delete.add_argument("--user", required=True, help="the user the session belongs to")
+    delete.add_argument("--app", default=None, metavar="NAME", help=app_help)
+    delete.add_argument(
+        "--user", required=True, metavar="ID", help="the user the session belongs to"
+    )
     delete.add_argument("session_id", metavar="SESSION_ID", help="the session to delete")
 
     trim = verb(
@@ -142,8 +148,8 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
         "Deletes a session's oldest events, keeping the last N and the rest of the "
         "invocation the oldest kept one belongs to. The state is unchanged.",
     )
-    trim.add_argument("--app", default=None, help=app_help)
-    trim.add_argument("--user", required=True, help="the user the session belongs to")
+    trim.add_argument("--app", default=None, metavar="NAME", help=app_help)
+    trim.add_argument("--user", required=True, metavar="ID", help="the user the session belongs to")
     trim.add_argument("session_id", metavar="SESSION_ID", help="the session to trim")
     trim.add_argument("--keep-last", type=int, required=True, metavar="N", help="events to keep")
 
@@ -152,8 +158,8 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
         "erase a user: sessions, events and user state (privacy)",
         "Deletes every session, every event and the user state of one user of one app.",
     )
-    erase.add_argument("--app", default=None, help=app_help)
-    erase.add_argument("--user", required=True, help="the user to erase")
+    erase.add_argument("--app", default=None, metavar="NAME", help=app_help)
+    erase.add_argument("--user", required=True, metavar="ID", help="the user to erase")
 
     prune = verb(
         "prune",
@@ -165,7 +171,9 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
         "--older-than", default=None, metavar="AGE", help="e.g. 30d, 12h, 45m, 90s, 2w"
     )
     prune.add_argument("--expired", action="store_true", help="sessions past their ttl")
-    prune.add_argument("--app", default=None, help="only this app's sessions (default: all)")
+    prune.add_argument(
+        "--app", default=None, metavar="NAME", help="only this app's sessions (default: all)"
+    )
     prune.add_argument(
         "--dry-run", action="store_true", help="list what would be deleted; delete nothing"
     )
@@ -185,7 +193,11 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
     migrate.add_argument("source", metavar="SOURCE", help="source database URL")
     migrate.add_argument("dest", metavar="DEST", help="destination database URL")
     migrate.add_argument(
-        "--batch-size", type=int, default=500, help="rows per transaction (default: 500)"
+        "--batch-size",
+        type=int,
+        default=500,
+        metavar="N",
+        help="rows per transaction (default: 500)",
     )
     migrate.add_argument(
         "--rename-conflicts",

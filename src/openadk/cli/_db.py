@@ -40,7 +40,7 @@ def add_db_commands(
         parser: argparse.ArgumentParser = verbs.add_parser(
             name, parents=common, help=help_text, description=description
         )
-        parser.add_argument("--db", default=None, help=db_help)
+        parser.add_argument("--db", default=None, metavar="URL", help=db_help)
         return parser
 
     upgrade = verb(
@@ -77,6 +77,7 @@ def add_db_commands(
         "--batch-size",
         type=int,
         default=500,
+        metavar="N",
         help="V0 events converted per statement (default: 500)",
     )
     verb(

@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
             "/history, /sessions, /new, /quit."
         ),
     )
-    chat.add_argument("--db", default=None, help=DB_HELP)
+    chat.add_argument("--db", default=None, metavar="URL", help=DB_HELP)
     chat.add_argument("--app", default="openadk_chat", help="app name (default: openadk_chat)")
     chat.add_argument("--user", default=None, help="user id (default: $USER)")
     chat.add_argument("--session", default="main", help="session id to resume (default: main)")
@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
             'extra: pip install "openadk[server]".'
         ),
     )
-    serve.add_argument("--db", default=None, help=f"{DB_HELP}; or 'memory'")
+    serve.add_argument("--db", default=None, metavar="URL", help=f"{DB_HELP}; or 'memory'")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     serve.add_argument(
