@@ -575,3 +575,22 @@ def test_hostile_import_lines_are_reported_one_by_one_and_the_rest_imported(
     assert "imported 1, replaced 0, skipped 0 (already there), 6 bad line(s)" in out.stdout
     exported = cli("sessions", "export", "--app", "a", "--db", dest, cwd=tmp_path)
     assert [json.loads(line)["id"] for line in exported.stdout.splitlines()] == ["fine"]
+
+
+def test_hostile_arguments_are_one_line_errors(tmp_path: Path) -> None:
+    url = url_of(tmp_path / "args.db")
+    asyncio.run(add_session(url, "a", "u", "s", []))
+    (tmp_path / "binary.jsonl").write_bytes(b"\x7fELF\x02\x01\x01\x00\xd0\xff")
+    cases = {
+        ("sessions", "prune", "--older-than", "99999999999999d"): "longer than any time",
+        ("sessions", "prune", "--older-than", "\u0663d"): "must be a number and a unit",
+        ("sessions", "list", "--page-token", "garbage"): "page_token is not valid",
+        ("sessions", "list", "--limit", "0"): "--limit must be at least 1",
+        ("sessions", "import", "binary.jsonl"): "binary.jsonl is not UTF-8 text (byte 8)",
+        ("sessions", "import", "missing.jsonl"): "No such file or directory",
+        ("migrate-from", url, url_of(tmp_path / "d.db"), "--batch-size", "0"): "at least 1",
+    }
+    for args, message in cases.items():
+        out = cli(*args, cwd=tmp_path, env={"OPENADK_DB": url})
+        assert out.returncode == 2, (args, out.stderr)
+        assert out.stderr.count("\n") == 1 and message in out.stderr, (args, out.stderr)

@@ -229,7 +229,14 @@ def run_admin(args: argparse.Namespace, db_url: str) -> int:
     if args.verb == "import":
         source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
         with source:
-            args.lines = source.read().splitlines()
+            try:
+                args.lines = source.read().splitlines()
+            except UnicodeDecodeError as error:
+                name = "standard input" if args.file == "-" else args.file
+                raise CliError(
+                    f"{clean(name)} is not UTF-8 text (byte {error.start}), so not a JSON Lines "
+                    "file of sessions."
+                ) from error
     if args.verb == "export":
         args.out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
     try:

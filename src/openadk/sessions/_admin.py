@@ -749,9 +749,12 @@ def parse_age(text: str) -> datetime.timedelta:
     """
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     value, unit = text[:-1], text[-1:].lower()
-    if unit not in units or not value.isdigit():
+    if unit not in units or not value.isascii() or not value.isdigit():
         raise ValueError(f"Age {text!r} must be a number and a unit, e.g. 30d, 12h, 45m, 2w.")
-    return datetime.timedelta(seconds=int(value) * units[unit])
+    try:
+        return datetime.timedelta(seconds=int(value) * units[unit])
+    except OverflowError:
+        raise ValueError(f"Age {text!r} is longer than any time a session can be kept.") from None
 
 
 def describe_time(value: Any) -> str:
