@@ -594,3 +594,45 @@ def test_hostile_arguments_are_one_line_errors(tmp_path: Path) -> None:
         out = cli(*args, cwd=tmp_path, env={"OPENADK_DB": url})
         assert out.returncode == 2, (args, out.stderr)
         assert out.stderr.count("\n") == 1 and message in out.stderr, (args, out.stderr)
+
+
+def test_migrate_from_again_brings_an_earlier_copy_up_to_date(tmp_path: Path) -> None:
+    """A cut-over: copy, SOURCE keeps taking turns, copy again. DEST's session is an earlier
+    copy of the same conversation, so it is caught up, not reported as a conflict; once DEST
+    has its own new turns it is a conflict."""
+    source, dest = url_of(tmp_path / "old.db"), url_of(tmp_path / "new.db")
+    asyncio.run(add_session(source, "app", "ann", "main", ["one", "two"]))
+    assert cli("migrate-from", source, dest, cwd=tmp_path).returncode == 0
+
+    async def more(url: str, text: str) -> None:
+        async with DatabaseSessionService(url) as service:
+            session = await service.get_session(app_name="app", user_id="ann", session_id="main")
+            assert session is not None
+            await service.append_event(
+                session,
+                Event(author="user", content=types.Content(parts=[types.Part(text=text)])),
+            )
+
+    asyncio.run(more(source, "three"))
+    caught_up = cli("migrate-from", source, dest, cwd=tmp_path)
+    assert caught_up.returncode == 0, caught_up.stdout + caught_up.stderr
+    assert "verified: every source row is in DEST" in caught_up.stdout
+    assert asyncio.run(event_texts(dest, "app", "ann", "main")) == ["one", "two", "three"]
+    assert asyncio.run(snapshot_state(dest)) == asyncio.run(snapshot_state(source))
+    asyncio.run(more(dest, "four, on the new database"))
+    asyncio.run(more(source, "four, on the old database"))
+    diverged = cli("migrate-from", source, dest, cwd=tmp_path)
+    assert diverged.returncode == 1 and "conflict: session app/ann/main" in diverged.stderr
+    assert asyncio.run(event_texts(dest, "app", "ann", "main")) == [
+        "one",
+        "two",
+        "three",
+        "four, on the new database",
+    ]
+
+
+async def snapshot_state(url: str) -> tuple[dict[str, Any], float]:
+    async with DatabaseSessionService(url) as service:
+        session = await service.get_session(app_name="app", user_id="ann", session_id="main")
+        assert session is not None
+        return session.state, session.last_update_time

@@ -88,6 +88,7 @@ class CopyReport:
 
     source: dict[str, int] = field(default_factory=dict)
     copied: dict[str, int] = field(default_factory=dict)
+    """Rows written (for sessions, also DEST rows brought up to date from an earlier copy)."""
     skipped: dict[str, int] = field(default_factory=dict)
     """Rows DEST already held with the same content (a resumed copy)."""
     conflicted: dict[str, int] = field(default_factory=dict)
@@ -199,7 +200,8 @@ async def copy_database(
     """Copies every app/user state, session and event from ``source`` to ``destination``.
 
     Each batch is one transaction in the destination. A row already there with the same
-    content is skipped, so the copy can be interrupted and run again. A session DEST already
+    content is skipped, so the copy can be interrupted and run again; a session DEST holds
+    an earlier copy of (SOURCE went on since) is brought up to date. A session DEST already
     holds with other content (another conversation under the same app/user/id), or app/user
     state holding other values, is a `Conflict`: it is reported and nothing is written for it
     (with ``rename_conflicts`` a conflicting session is copied under `renamed_session_id`).
@@ -245,10 +247,12 @@ async def copy_database(
             done = 0
             async for rows in _batches(read, table, batch_size):
                 async with dst.begin() as write:
+                    updated = 0
                     if table is sessions:
-                        wanted = await _sessions_to_copy(
-                            write, rows, report, moved, rename_conflicts
-                        )
+                        async with src.connect() as lookup:
+                            wanted, updated = await _sessions_to_copy(
+                                lookup, write, rows, report, moved, rename_conflicts
+                            )
                     elif table is app_states or table is user_states:
                         wanted = await _states_to_copy(write, table, rows, report, held_states)
                     else:
@@ -259,8 +263,8 @@ async def copy_database(
                     fresh = [r for r, key in zip(wanted, keys, strict=True) if key not in present]
                     if fresh:
                         await write.execute(table.insert(), fresh)
-                report.copied[table.name] += len(fresh)
-                report.skipped[table.name] += len(wanted) - len(fresh)
+                report.copied[table.name] += len(fresh) + updated
+                report.skipped[table.name] += len(wanted) - len(fresh) - updated
                 done += len(rows)
                 if progress is not None:
                     progress(table.name, done, total)
@@ -303,23 +307,68 @@ async def _states_to_copy(
     return wanted
 
 
+async def _event_ids(conn: AsyncConnection, key: tuple[Any, ...]) -> set[str]:
+    found = await conn.execute(
+        select(events.c.id).where(
+            events.c.app_name == key[0], events.c.user_id == key[1], events.c.session_id == key[2]
+        )
+    )
+    return set(found.scalars())
+
+
+async def _is_older_copy(
+    source: AsyncConnection, dest: AsyncConnection, row: dict[str, Any], theirs: dict[str, Any]
+) -> bool:
+    """Whether DEST holds an earlier copy of this very session (SOURCE went on since).
+
+    The same creation time, an update no later than SOURCE's, and every event DEST has is
+    one of SOURCE's: bringing it up to date appends SOURCE's newer events to the same history.
+    """
+    if not _same_time(row["create_time"], theirs["create_time"]):
+        return False
+    if from_db_time(theirs["update_time"]) > from_db_time(row["update_time"]):
+        return False
+    key = _row_key(sessions, row)
+    return await _event_ids(dest, key) <= await _event_ids(source, key)
+
+
 async def _sessions_to_copy(
+    source: AsyncConnection,
     conn: AsyncConnection,
     rows: list[dict[str, Any]],
     report: CopyReport,
     moved: dict[tuple[Any, ...], str | None],
     rename: bool,
-) -> list[dict[str, Any]]:
-    """Session rows to write; a session DEST holds with other content is a conflict."""
+) -> tuple[list[dict[str, Any]], int]:
+    """Session rows to write, and how many DEST rows were brought up to date.
+
+    A session DEST holds with other content is a conflict, unless DEST's is an earlier copy
+    of SOURCE's (see `_is_older_copy`): then its row is updated and the events pass adds the
+    events it lacks.
+    """
     existing = await _rows(conn, sessions, [_row_key(sessions, row) for row in rows])
     renames: dict[tuple[Any, ...], tuple[dict[str, Any], str]] = {}
     wanted = []
+    updated = 0
     for row in rows:
         key = _row_key(sessions, row)
         theirs = existing.get(key)
         reason = None if theirs is None else _session_difference(row, theirs)
         if reason is None:
             wanted.append(row)
+            continue
+        if theirs is not None and await _is_older_copy(source, conn, row, theirs):
+            await conn.execute(
+                sessions.update()
+                .where(
+                    sessions.c.app_name == key[0],
+                    sessions.c.user_id == key[1],
+                    sessions.c.id == key[2],
+                )
+                .values(state=row["state"], update_time=row["update_time"])
+            )
+            wanted.append(row)
+            updated += 1
             continue
         if not rename:
             moved[key] = None
@@ -341,7 +390,7 @@ async def _sessions_to_copy(
         moved[key] = new_key[2]
         report.conflicts.append(Conflict("sessions", key, reason, renamed_to=new_key[2]))
         wanted.append(renamed)
-    return wanted
+    return wanted, updated
 
 
 SessionKey = tuple[str, str, str]
