@@ -285,9 +285,11 @@ def corrupt_event(path: Path, session_id: str) -> None:
 
 def test_show_and_export_report_a_corrupt_session_and_go_on(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
-    for name in ("s1", "s2", "s3"):
+    for name in ("s1", "s2", "s3", "s4"):
         asyncio.run(add_session(url_of(path), "app", "u", name, [f"text of {name}"]))
     corrupt_event(path, "s2")
+    with sqlite3.connect(path) as conn:  # a session state that is not JSON: listings fail on it
+        conn.execute("UPDATE sessions SET state = '[1' WHERE id = 's4'")
     env = {"OPENADK_DB": url_of(path)}
     shown = cli(
         "sessions", "show", "--app", "app", "--user", "u", "s1", "s2", "s3", cwd=tmp_path, env=env
@@ -299,9 +301,10 @@ def test_show_and_export_report_a_corrupt_session_and_go_on(tmp_path: Path) -> N
     exported = cli("sessions", "export", "--app", "app", "-o", "out.jsonl", cwd=tmp_path, env=env)
     assert exported.returncode == 1
     assert "error: cannot read session s2 (app app, user u)" in exported.stderr
+    assert "error: cannot read session s4 (app app, user u)" in exported.stderr
     lines = (tmp_path / "out.jsonl").read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == ["s1", "s3"]
-    assert "exported 2 session(s)" in exported.stdout and "1 could not be read" in exported.stdout
+    assert "exported 2 session(s)" in exported.stdout and "2 could not be read" in exported.stdout
 
 
 # --- issue 11 item 4: a missing extra is one line with the pip install ------------------------

@@ -416,26 +416,44 @@ async def export_sessions(
     """
     from openadk.errors import StorageError
 
-    token = None
+    async for user, session_id in _session_keys(service, app_name, user_id):
+        try:
+            session = await service.get_session(
+                app_name=app_name, user_id=user, session_id=session_id
+            )
+        except (ValueError, StorageError) as error:
+            if on_error is None:
+                raise
+            on_error((app_name, user, session_id), error)
+            continue
+        if session is not None:  # deleted or expired since it was listed
+            yield session.model_dump_json(by_alias=True, exclude_none=True)
+
+
+async def _session_keys(
+    service: DatabaseSessionService, app_name: str, user_id: str | None, page: int = 1000
+) -> AsyncIterator[tuple[str, str]]:
+    """(user, session id) of every session of an app, oldest update first, a page at a time.
+
+    Only the key columns are read, so a session whose stored state is corrupt is still
+    listed (and then reported by whoever reads it), where ``list_sessions`` would fail on it.
+    """
+    await service.prepare_tables()
+    order = (sessions.c.update_time, sessions.c.user_id, sessions.c.id)
+    query = select(*order).where(sessions.c.app_name == app_name)
+    if user_id is not None:
+        query = query.where(sessions.c.user_id == user_id)
+    query = query.order_by(*order).limit(page)
+    after: tuple[Any, ...] | None = None
     while True:
-        page = await service.list_sessions(
-            app_name=app_name, user_id=user_id, limit=100, page_token=token
-        )
-        for listed in page.sessions:
-            try:
-                session = await service.get_session(
-                    app_name=app_name, user_id=listed.user_id, session_id=listed.id
-                )
-            except (ValueError, StorageError) as error:
-                if on_error is None:
-                    raise
-                on_error((app_name, listed.user_id, listed.id), error)
-                continue
-            if session is not None:
-                yield session.model_dump_json(by_alias=True, exclude_none=True)
-        token = page.next_page_token
-        if token is None:
+        paged = query if after is None else query.where(tuple_(*order) > tuple_(*after))
+        async with _engine(service).connect() as conn:
+            rows = (await conn.execute(paged)).all()
+        for row in rows:
+            yield row[1], row[2]
+        if len(rows) < page:
             return
+        after = tuple(rows[-1])
 
 
 @dataclass(frozen=True)
