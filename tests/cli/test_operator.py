@@ -639,3 +639,29 @@ async def snapshot_state(url: str) -> tuple[dict[str, Any], float]:
         session = await service.get_session(app_name="app", user_id="ann", session_id="main")
         assert session is not None
         return session.state, session.last_update_time
+
+
+def test_migrate_from_never_changes_the_source(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    out = cli("migrate-from", url_of(empty), url_of(tmp_path / "d.db"), cwd=tmp_path)
+    assert out.returncode == 2 and "is an empty file" in out.stderr, out.stderr
+    assert empty.stat().st_size == 0
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (x)")
+    out = cli("migrate-from", url_of(other), url_of(tmp_path / "d.db"), cwd=tmp_path)
+    assert out.returncode == 2 and "has no sessions table" in out.stderr, out.stderr
+    with sqlite3.connect(other) as conn:
+        assert [name for (name,) in conn.execute("SELECT name FROM sqlite_master")] == ["notes"]
+    # A database google-adk wrote has none of openadk's own tables; they stay absent.
+    source = tmp_path / "adk.db"
+    asyncio.run(add_session(url_of(source), "app", "u", "s", ["hi"]))
+    with sqlite3.connect(source) as conn:
+        conn.execute("DROP TABLE openadk_session_expiry")
+    copied = cli("migrate-from", url_of(source), url_of(tmp_path / "copy.db"), cwd=tmp_path)
+    assert copied.returncode == 0, copied.stdout + copied.stderr
+    with sqlite3.connect(source) as conn:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    assert "openadk_session_expiry" not in tables
+    assert asyncio.run(event_texts(url_of(tmp_path / "copy.db"), "app", "u", "s")) == ["hi"]

@@ -554,13 +554,22 @@ async def _migrate(console: Console, args: argparse.Namespace) -> int:
     )
 
     from openadk.sessions import DatabaseSessionService
-    from openadk.sessions._admin import copy_database, require_existing, same_database
+    from openadk.sessions._admin import (
+        copy_database,
+        require_existing,
+        same_database,
+        sqlite_file,
+    )
 
     if args.batch_size < 1:
         raise CliError("--batch-size must be at least 1.")
     if args.source == args.dest or same_database(args.source, args.dest):
         raise CliError("SOURCE and DEST are the same database; give two different databases.")
     require_existing(args.source, "source database")
+    source_file = sqlite_file(args.source)
+    if source_file is not None and source_file.stat().st_size == 0:
+        # Opening it would write a database header into it: refuse before touching it.
+        raise CliError(f"SOURCE {clean(source_file)} is an empty file: there is nothing to copy.")
     source = DatabaseSessionService(args.source)
     dest = DatabaseSessionService(args.dest)
     try:

@@ -210,7 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: {clean(message)}", file=sys.stderr)
                 return EXIT_FAILED
             message, code = known
-            print(f"error: {clean(message)}", file=sys.stderr)
+            # Our messages may span lines (a refusal with the command to run); what they quote
+            # from storage is still escaped.
+            print(f"error: {clean(message, keep_newlines=True)}", file=sys.stderr)
             return code
         except BrokenPipeError:
             return _quiet_broken_pipe()

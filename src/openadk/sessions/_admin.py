@@ -215,9 +215,9 @@ async def copy_database(
         progress: Called as ``progress(table, done, total)`` after each batch.
         rename_conflicts: Copy a conflicting session under a new id instead of leaving it.
     """
-    await source.prepare_tables()
-    await destination.prepare_tables()
     src, dst = _engine(source), _engine(destination)
+    readable = await _source_tables(source, src)
+    await destination.prepare_tables()
     report = CopyReport()
     # Session key -> the session id it is copied under in DEST, or None: held back.
     moved: dict[tuple[Any, ...], str | None] = {}
@@ -240,10 +240,13 @@ async def copy_database(
 
     async with src.connect() as read:
         for table in TABLES:
+            report.source[table.name] = report.copied[table.name] = 0
+            report.skipped[table.name] = report.conflicted[table.name] = 0
+            report.missing[table.name] = 0
+            if table not in readable:  # openadk's own table, in a database google-adk made
+                continue
             total = (await read.execute(select(func.count()).select_from(table))).scalar_one()
             report.source[table.name] = total
-            report.copied[table.name] = report.skipped[table.name] = 0
-            report.conflicted[table.name] = 0
             done = 0
             async for rows in _batches(read, table, batch_size):
                 async with dst.begin() as write:
@@ -269,7 +272,7 @@ async def copy_database(
                 if progress is not None:
                     progress(table.name, done, total)
         # Verify: every source row that was not held back is in the destination.
-        for table in TABLES:
+        for table in readable:
             missing = 0
             async for rows in _batches(read, table, batch_size):
                 keys = [
@@ -279,6 +282,31 @@ async def copy_database(
                     missing += len(keys) - len(await _keys(check, table, keys))
             report.missing[table.name] = missing
     return report
+
+
+async def _source_tables(source: DatabaseSessionService, engine: AsyncEngine) -> list[Table]:
+    """The tables to copy from SOURCE, which is read and never changed (no table created).
+
+    Raises:
+        ValueError: SOURCE has no session tables, or an old schema (the message says to run
+            ``openadk db upgrade`` on it first).
+    """
+    from sqlalchemy import inspect
+
+    from openadk.sessions import migrations
+    from openadk.sessions._dialects import redact_url
+
+    shown = redact_url(engine.url)
+    found = await migrations.status(engine)
+    if found.blocks_use:
+        raise ValueError(migrations.refusal(shown, found))
+    async with engine.connect() as conn:
+        names = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+    if sessions.name not in names:
+        raise ValueError(
+            f"SOURCE {shown} has no sessions table, so nothing to copy; is it the right database?"
+        )
+    return [table for table in TABLES if table.name in names]
 
 
 async def _states_to_copy(
