@@ -665,3 +665,27 @@ def test_migrate_from_never_changes_the_source(tmp_path: Path) -> None:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
     assert "openadk_session_expiry" not in tables
     assert asyncio.run(event_texts(url_of(tmp_path / "copy.db"), "app", "u", "s")) == ["hi"]
+
+
+def test_list_apps_leaves_expired_sessions_out(tmp_path: Path) -> None:
+    from openadk.sessions._admin import AppSummary, list_apps
+
+    path = tmp_path / "expiry.db"
+
+    async def make() -> None:
+        async with DatabaseSessionService(url_of(path)) as service:
+            await service.create_session(app_name="x", user_id="u", session_id="a", ttl=3600)
+            await service.create_session(app_name="x", user_id="v", session_id="b")
+            await service.create_session(app_name="gone", user_id="w", session_id="c", ttl=60)
+
+    asyncio.run(make())
+    with sqlite3.connect(path) as conn:  # expire two of them, without waiting
+        stored = conn.execute("SELECT expire_time FROM openadk_session_expiry").fetchone()[0]
+        past = "2000-01-01 00:00:00" + str(stored)[19:]
+        conn.execute("UPDATE openadk_session_expiry SET expire_time = ?", (past,))
+
+    async def apps() -> list[AppSummary]:
+        async with DatabaseSessionService(url_of(path)) as service:
+            return await list_apps(service)
+
+    assert asyncio.run(apps()) == [AppSummary("x", 1, 1)]
