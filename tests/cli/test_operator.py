@@ -689,3 +689,15 @@ def test_list_apps_leaves_expired_sessions_out(tmp_path: Path) -> None:
             return await list_apps(service)
 
     assert asyncio.run(apps()) == [AppSummary("x", 1, 1)]
+
+
+def test_db_check_and_current_speak_json(tmp_path: Path) -> None:
+    from tests.migrations.conftest import sqlite_copy
+
+    v0 = sqlite_copy(tmp_path, "v0.db")
+    check = cli("db", "check", "--json", "--db", v0, cwd=tmp_path)
+    assert check.returncode == 1
+    found = json.loads(check.stdout)
+    assert found["current"] is None and found["pending"][0]["revision"] == found["head"]
+    current = cli("db", "current", "--json", "--db", v0, cwd=tmp_path)
+    assert current.returncode == 0 and json.loads(current.stdout) == found

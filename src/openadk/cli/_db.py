@@ -80,13 +80,17 @@ def add_db_commands(
         metavar="N",
         help="V0 events converted per statement (default: 500)",
     )
-    verb(
+    check = verb(
         "check",
         "exit 1 if the schema needs `db upgrade` (for deploy pipelines)",
         "Exits 0 when the database is at the newest revision, 1 when an upgrade is pending "
         "(and prints what it would do), 2 when it cannot tell (unreachable database, ...).",
     )
-    verb("current", "show the database's revision", "Shows the revision and what was found.")
+    current = verb(
+        "current", "show the database's revision", "Shows the revision and what was found."
+    )
+    for looking in (check, current):
+        looking.add_argument("--json", action="store_true", help="print JSON instead of text")
     stamp = verb(
         "stamp",
         "record a revision without changing any table",
@@ -120,6 +124,8 @@ def run_db(args: argparse.Namespace, db_url: str) -> int:
 
             # Looking must not create: opening a missing SQLite file would make an empty one.
             require_existing(db_url)
+        if args.verb in ("check", "current") and args.json:
+            return asyncio.run(_status_json(db_url, args.verb, out))
         if args.verb == "check":
             return asyncio.run(_check(db_url, out))
         if args.verb == "current":
@@ -159,6 +165,33 @@ async def _check(db_url: str, out: TextIO) -> int:
         _print(out, f"pending: {revision}: {what}")
     _print(out, f"run: {migrations.upgrade_command(db_url)}")
     return EXIT_BEHIND
+
+
+async def _status_json(db_url: str, verb: str, out: TextIO) -> int:
+    from openadk.cli._output import dumps_json
+    from openadk.sessions import migrations
+
+    found = await migrations.status(db_url)
+    _print(
+        out,
+        dumps_json(
+            {
+                "url": found.url,
+                "found": found.describe(),
+                "current": found.current,
+                "recorded": found.recorded,
+                "head": found.head,
+                "pending": [{"revision": rev, "does": what} for rev, what in found.pending],
+                "problem": found.problem,
+            },
+            indent=2,
+        ),
+    )
+    if verb == "current":
+        return EXIT_OK
+    if found.problem:
+        return EXIT_ERROR
+    return EXIT_BEHIND if found.pending else EXIT_OK
 
 
 async def _current(db_url: str, out: TextIO) -> int:
