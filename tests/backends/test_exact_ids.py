@@ -217,7 +217,7 @@ async def test_through_openadk_serve_another_spelling_of_the_user_is_another_use
         parent = "/v1beta1/projects/p/locations/us-central1/reasoningEngines/app1"
         try:
             async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://openadk.test"
+                transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"
             ) as http:
                 as_upper = {"x-openadk-user-id": "ALICE"}
                 read = await http.get(f"{parent}/sessions/mine", headers=as_upper)

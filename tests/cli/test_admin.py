@@ -129,7 +129,7 @@ def test_an_interrupted_copy_completes_when_run_again(tmp_path: Path) -> None:
 def test_migrate_from_refuses_the_same_url(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
     out = cli("migrate-from", url, url, cwd=tmp_path)
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert "same database" in out.stderr
 
 
@@ -145,10 +145,10 @@ def test_export_then_import_round_trips_exactly(tmp_path: Path) -> None:
     assert json.loads(lines[0])["appName"] == app  # google-adk's camelCase JSON
     imported = cli("sessions", "import", "dump.jsonl", "--db", dest, cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
-    assert "imported 3, skipped 0" in imported.stdout
+    assert "imported 3, replaced 0, skipped 0" in imported.stdout
     assert asyncio.run(snapshot(dest, app)) == asyncio.run(snapshot(source, app))
     again = cli("sessions", "import", "dump.jsonl", "--db", dest, cwd=tmp_path)
-    assert "imported 0, skipped 3" in again.stdout
+    assert "imported 0, replaced 0, skipped 3" in again.stdout
 
 
 def test_import_reports_malformed_lines_and_keeps_the_good_ones(tmp_path: Path) -> None:
@@ -157,7 +157,7 @@ def test_import_reports_malformed_lines_and_keeps_the_good_ones(tmp_path: Path) 
     lines = "\n".join(["{not json", good, json.dumps({"id": "", "appName": "a", "userId": "u"})])
     out = cli("sessions", "import", "-", "--db", dest, cwd=tmp_path, stdin=lines)
     assert out.returncode == 1
-    assert "line 1:" in out.stdout and "line 3:" in out.stdout
+    assert "line 1: not JSON" in out.stderr and "line 3: field id:" in out.stderr
     assert "imported 1" in out.stdout
 
     async def check() -> None:
@@ -175,7 +175,7 @@ def test_list_show_delete_and_prune(tmp_path: Path) -> None:
     env = {"DATABASE_URL": url}
     listed = cli("sessions", "list", "--app", app, "--limit", "2", cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr
-    assert "2 session(s)" in listed.stdout and "more: --page-token" in listed.stdout
+    assert len(listed.stdout.splitlines()) == 2 and "next page: --page-token" in listed.stderr
     shown = cli("sessions", "show", "--app", app, "--user", "user0", "s0", cwd=tmp_path, env=env)
     assert "user> message 0" in shown.stdout and "agent> message 1" in shown.stdout
     assert '"app:plan": "pro"' in shown.stdout
@@ -191,11 +191,11 @@ def test_list_show_delete_and_prune(tmp_path: Path) -> None:
     dry = cli(
         "sessions", "prune", "--older-than", "1s", "--app", app, "--dry-run", cwd=tmp_path, env=env
     )
-    assert "would delete 2 session(s)" in dry.stdout
+    assert "would delete 2 session(s)" in dry.stderr and len(dry.stdout.splitlines()) == 2
     pruned = cli("sessions", "prune", "--older-than", "1s", "--app", app, cwd=tmp_path, env=env)
-    assert "deleted 2 session(s)" in pruned.stdout
+    assert "deleted 2 session(s)" in pruned.stderr
     bad = cli("sessions", "prune", "--older-than", "soon", cwd=tmp_path, env=env)
-    assert bad.returncode == 1 and "30d" in bad.stderr
+    assert bad.returncode == 2 and "30d" in bad.stderr
 
     async def left() -> int:
         async with DatabaseSessionService(url) as service:
@@ -248,7 +248,7 @@ def test_trim_and_delete_user(tmp_path: Path) -> None:
         cwd=tmp_path,
         env=env,
     )
-    assert missing.returncode == 1 and "not found" in missing.stderr
+    assert missing.returncode == 1 and "No session nope for user user0" in missing.stderr
     erased = cli("sessions", "delete-user", "--app", app, "--user", "user1", cwd=tmp_path, env=env)
     assert "erased user user1: 1 session(s)" in erased.stdout
 
@@ -278,9 +278,9 @@ def test_prune_expired_and_copy_keeps_expiry(tmp_path: Path) -> None:
     time.sleep(1.2)
     env = {"DATABASE_URL": url}
     none = cli("sessions", "prune", cwd=tmp_path, env=env)
-    assert none.returncode == 1 and "--expired" in none.stderr
+    assert none.returncode == 2 and "--expired" in none.stderr
     out = cli("sessions", "prune", "--expired", cwd=tmp_path, env=env)
-    assert "deleted 1 session(s)" in out.stdout and "brief" in out.stdout
+    assert "deleted 1 session(s)" in out.stderr and "brief" in out.stdout
 
     async def remaining(database: str) -> set[str]:
         async with DatabaseSessionService(database) as service:

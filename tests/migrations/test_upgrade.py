@@ -174,6 +174,19 @@ async def test_bad_rows_stop_the_upgrade_without_change(v0_sqlite: str) -> None:
     await checks.assert_fully_v0(v0_sqlite)
 
 
+async def test_pickle_bombs_are_bad_rows_and_the_database_is_intact(v0_sqlite: str) -> None:
+    from tests.migrations.test_v0_reader import shared_tuple_bomb
+
+    await corrupt(v0_sqlite, "ev-03", shared_tuple_bomb(32, as_key=False))
+    await corrupt(v0_sqlite, "ev-21", shared_tuple_bomb(60, as_key=True))
+    with pytest.raises(migrations.BadRowsError) as caught:
+        await migrations.upgrade(v0_sqlite, v0_times=WRITER_TZ)
+    reasons = {row.event_id: row.reason for row in caught.value.rows}
+    assert set(reasons) == {"ev-03", "ev-21"}
+    assert all("more than 500,000 values" in reason for reason in reasons.values())
+    await checks.assert_fully_v0(v0_sqlite)
+
+
 async def test_bad_rows_can_be_skipped_and_are_kept(v0_sqlite: str) -> None:
     await corrupt(v0_sqlite, "ev-21", pickle.dumps({"state_delta": Evil()}))
     report = await migrations.upgrade(v0_sqlite, v0_times=WRITER_TZ, skip_bad_rows=True)

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from openadk.sessions._v0 import (
+    LimitExceededError,
     StandIn,
     TimeRule,
+    UnpickleLimits,
     V0RowError,
     actions_fields,
     convert_row,
@@ -179,3 +181,160 @@ def test_self_referencing_actions_are_a_row_error() -> None:
     }
     with pytest.raises(V0RowError, match="nested too deeply"):
         convert_row(row, times=TimeRule.parse("utc"))
+
+
+def _text(value: str) -> bytes:
+    """SHORT_BINUNICODE, not memoized, so memo slots are only the ones a bomb sets."""
+    return b"\x8c" + bytes([len(value)]) + value.encode()
+
+
+def shared_tuple_bomb(depth: int, *, as_key: bool) -> bytes:
+    """``{"state_delta": {"k": L[depth]}}`` (or ``{L[depth]: None}``), ``L[i+1] = (L[i], L[i])``.
+
+    Written opcode by opcode: memo slot i holds L[i], each level is two memo reads and a
+    TUPLE2, so the pickle grows by 7 bytes a level while its expansion doubles.
+    """
+    out = bytearray(b"\x80\x04}" + _text("state_delta") + b"}")
+    if not as_key:
+        out += _text("k")
+    out += b"N\x940"  # None, MEMOIZE, POP
+    for level in range(depth):
+        out += b"h" + bytes([level]) + b"h" + bytes([level]) + b"\x86\x940"
+    out += b"h" + bytes([depth])
+    if as_key:
+        out += b"N"
+    return bytes(out + b"ss.")
+
+
+def v0_row(actions: bytes) -> dict[str, Any]:
+    return {
+        "id": "e1",
+        "timestamp": datetime.datetime(2024, 1, 1),
+        "author": "a",
+        "actions": actions,
+    }
+
+
+def test_shared_reference_bombs_are_row_errors() -> None:
+    """Before the bounds, a 168-byte pickle became 8 MB of JSON in 5 s (depth 20), the
+    254-byte one 25 MB, and a dict keyed by a depth-60 tuple hashed for longer than anyone
+    waits."""
+    rule = TimeRule.parse("utc")
+    expands = shared_tuple_bomb(32, as_key=False)
+    assert len(expands) <= 254
+    with pytest.raises(V0RowError, match="more than 500,000 values"):
+        convert_row(v0_row(expands), times=rule)
+    hashes = shared_tuple_bomb(60, as_key=True)
+    with pytest.raises(V0RowError, match="more than 500,000 values"):
+        convert_row(v0_row(hashes), times=rule)
+    lists = pickle.dumps({"state_delta": {"k": _shared_lists(40)}}, protocol=4)
+    assert len(lists) < 600
+    with pytest.raises(V0RowError, match="more than 500,000 values"):
+        convert_row(v0_row(lists), times=rule)
+
+
+def _shared_lists(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value, value]
+    return value
+
+
+def test_a_shared_structure_within_the_bounds_converts() -> None:
+    shared = {"n": 1}
+    data = pickle.dumps({"state_delta": {"a": shared, "b": shared, "t": (1, 2)}})
+    converted = convert_row(v0_row(data), times=TimeRule.parse("utc"))
+    assert converted.event_data["actions"]["state_delta"] == {
+        "a": {"n": 1},
+        "b": {"n": 1},
+        "t": [1, 2],
+    }
+
+
+def test_constructors_cannot_allocate_huge_values() -> None:
+    # bytes(10**12) through REDUCE, and through NEWOBJ (bytes.__new__(bytes, 10**12)).
+    reduce = pickle_naming("builtins", "bytes", (10**12,))
+    newobj = (
+        b"\x80\x04"
+        + _text("builtins")
+        + _text("bytes")
+        + b"\x93"
+        + (pickle.dumps((10**12,), 4)[2:-1] + b"\x81.")
+    )
+    for payload in (reduce, newobj):
+        with pytest.raises(LimitExceededError, match="asks a constructor for 1,000,000,000,000"):
+            load_actions(payload)
+
+
+def test_long_text_is_bounded() -> None:
+    data = pickle.dumps({"state_delta": {"k": ["x" * 1000] * 100}})
+    limits = UnpickleLimits(max_chars=50_000)
+    with pytest.raises(LimitExceededError, match="more than 50,000 characters"):
+        load_actions(data, limits=limits)
+    assert load_actions(data)["state_delta"]["k"][0] == "x" * 1000
+
+
+def test_operations_and_time_are_bounded() -> None:
+    data = pickle.dumps({"state_delta": {str(i): i for i in range(100)}})
+    with pytest.raises(LimitExceededError, match="more than 50 operations"):
+        load_actions(data, limits=UnpickleLimits(max_operations=50))
+    # A zero time budget is past on the first opcode (no clock is waited on).
+    with pytest.raises(LimitExceededError, match="longer than 0 s"):
+        load_actions(data, limits=UnpickleLimits(max_seconds=0))
+    assert len(load_actions(data)["state_delta"]) == 100
+
+
+def test_error_messages_stay_short() -> None:
+    # A value pydantic refuses is quoted in the error; the message must not quote 1 MB.
+    data = pickle.dumps({"state_delta": {("x" * 1_000_000,): 1}})
+    with pytest.raises(V0RowError) as caught:
+        convert_row(v0_row(data), times=TimeRule.parse("utc"))
+    assert len(str(caught.value)) < 400
+
+
+def test_values_json_cannot_hold_are_row_errors() -> None:
+    # Bytes that are not UTF-8 (found by the mutation test below): a UnicodeDecodeError
+    # escaped from the conversion and stopped the whole upgrade.
+    data = pickle.dumps({"state_delta": {"k": b"\xd0\xff"}})
+    with pytest.raises(V0RowError, match="cannot be written as JSON"):
+        convert_row(v0_row(data), times=TimeRule.parse("utc"))
+
+
+def test_mutated_fixture_pickles_are_converted_or_row_errors() -> None:
+    """Random byte edits of real google-adk pickles: nothing but V0RowError ever escapes."""
+    import random
+
+    rng = random.Random(20261202)
+    pickles = list(fixture_actions().values())
+    outcomes = {"converted": 0, "row error": 0}
+    for _ in range(600):
+        data = bytearray(rng.choice(pickles))
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(data))
+            roll = rng.random()
+            if roll < 0.5:
+                data[at] = rng.randrange(256)
+            elif roll < 0.75:
+                del data[at]
+            else:
+                data[at:at] = bytes([rng.randrange(256)])
+        try:
+            convert_row(v0_row(bytes(data)), times=TimeRule.parse("utc"))
+            outcomes["converted"] += 1
+        except V0RowError:
+            outcomes["row error"] += 1
+    assert outcomes["row error"] > 0 and outcomes["converted"] > 0
+
+
+def test_hashing_work_is_bounded_across_keys() -> None:
+    """Each key is a tuple under the per-tuple bound, but 2,000 of them would make SETITEMS
+    hash half a billion values in one opcode."""
+    depth = 17  # a tuple that hashes 2**18 values, below the 500,000 bound
+    out = bytearray(b"\x80\x04}" + _text("state_delta") + b"}(")  # EMPTY_DICT ... MARK
+    out += b"N\x940"
+    for level in range(depth):
+        out += b"h" + bytes([level]) + b"h" + bytes([level]) + b"\x86\x940"
+    out += (b"h" + bytes([depth]) + b"N") * 2000
+    data = bytes(out + b"us.")  # SETITEMS, SETITEM
+    with pytest.raises(LimitExceededError, match="hash or measure more than 5,000,000 values"):
+        load_actions(data)

@@ -1,111 +1,249 @@
-"""``openadk sessions ...`` and ``openadk migrate-from``: operating a session database."""
+"""``openadk apps``, ``openadk sessions ...`` and ``openadk migrate-from``.
+
+Output: a table on a terminal; tab-separated lines, one record a line and no header, when
+standard output is a pipe or a file; JSON with ``--json``. Stored values never reach the
+terminal raw (see `openadk.cli._output`). Expected failures raise `CliError` (or an error
+`describe_error` knows) and `openadk.cli._main` prints them as one line.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import datetime
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress
 from rich.table import Table
 
-__all__ = ["add_admin_commands", "run_admin"]
+from openadk.cli._output import (
+    EXIT_FAILED,
+    CliError,
+    clean,
+    dumps_json,
+    is_terminal,
+    tsv_row,
+)
+
+__all__ = ["DEFAULT_LIMIT", "add_admin_commands", "run_admin"]
+
+DEFAULT_LIMIT = 50
+"""Sessions per page of ``sessions list``."""
 
 
-def add_admin_commands(commands: Any, db_help: str) -> None:
-    """Adds ``sessions`` and ``migrate-from`` to the ``openadk`` parser."""
-    sessions = commands.add_parser("sessions", help="list, show, export, import, delete, prune")
+def _safe(value: object) -> str:
+    """Stored text for rich markup: control characters escaped, then markup escaped."""
+    return escape(clean(value))
+
+
+def add_admin_commands(commands: Any, db_help: str, common: list[argparse.ArgumentParser]) -> None:
+    """Adds ``apps``, ``sessions`` and ``migrate-from`` to the ``openadk`` parser.
+
+    Args:
+        commands: The subparsers object of the ``openadk`` parser.
+        db_help: The help of ``--db``.
+        common: Parent parsers with the options every command takes (``--debug``).
+    """
+    app_help = "the app's name (default: the only app in the database; see `openadk apps`)"
+    json_help = "print JSON instead of a table or tab-separated lines"
+    apps = commands.add_parser(
+        "apps",
+        parents=common,
+        help="list the apps in a database, with session and user counts",
+        description="Lists every app that has sessions, with how many sessions and distinct "
+        "users it has. Tab-separated when not a terminal: app, sessions, users.",
+    )
+    apps.add_argument("--db", default=None, metavar="URL", help=db_help)
+    apps.add_argument("--json", action="store_true", help=json_help)
+
+    sessions = commands.add_parser(
+        "sessions",
+        parents=common,
+        help="list, show, export, import, delete, trim, delete-user, prune",
+        description="Look at and maintain the sessions of a database. See docs/operations.md.",
+    )
     verbs = sessions.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    def verb(name: str, help_text: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = verbs.add_parser(name, help=help_text)
-        parser.add_argument("--db", default=None, help=db_help)
+    def verb(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = verbs.add_parser(
+            name, parents=common, help=help_text, description=description
+        )
+        parser.add_argument("--db", default=None, metavar="URL", help=db_help)
         return parser
 
-    listing = verb("list", "list sessions as a table")
-    listing.add_argument("--app", required=True)
-    listing.add_argument("--user", default=None, help="only this user's sessions")
-    listing.add_argument("--limit", type=int, default=50)
-    listing.add_argument("--page-token", default=None)
-    show = verb("show", "a session's events as a transcript, with its state")
-    show.add_argument("--app", required=True)
-    show.add_argument("--user", required=True)
-    show.add_argument("session_id")
-    export = verb("export", "write sessions as JSON Lines (google-adk's JSON)")
-    export.add_argument("--app", required=True)
-    export.add_argument("--user", default=None)
+    listing = verb(
+        "list",
+        "list sessions (oldest update first)",
+        "Lists sessions, oldest update first, a page at a time. Tab-separated when not a "
+        "terminal: user, session id, last update (UTC), state keys; the next page's token "
+        "is then printed on standard error.",
+    )
+    listing.add_argument("--app", default=None, metavar="NAME", help=app_help)
+    listing.add_argument("--user", default=None, metavar="ID", help="only this user's sessions")
+    listing.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        metavar="N",
+        help=f"sessions per page (default: {DEFAULT_LIMIT})",
+    )
+    listing.add_argument(
+        "--page-token",
+        default=None,
+        metavar="TOKEN",
+        help="the token a previous page printed, for the next page",
+    )
+    listing.add_argument("--json", action="store_true", help=json_help)
+
+    show = verb(
+        "show",
+        "a session's events as a transcript, with its state",
+        "Prints each session's events as a transcript, with state changes and the state. A "
+        "session that cannot be read is reported on standard error and the others are shown; "
+        "the exit code is then 1.",
+    )
+    show.add_argument("--app", default=None, metavar="NAME", help=app_help)
+    show.add_argument("--user", required=True, metavar="ID", help="the user the sessions belong to")
+    show.add_argument("session_ids", nargs="+", metavar="SESSION_ID", help="session id(s)")
+    show.add_argument("--json", action="store_true", help="print each session as google-adk's JSON")
+
+    export = verb(
+        "export",
+        "write sessions as JSON Lines (google-adk's JSON)",
+        "Writes one line of google-adk's camelCase session JSON (events included) per "
+        "session. A session that cannot be read is reported on standard error and skipped; "
+        "the exit code is then 1.",
+    )
+    export.add_argument("--app", default=None, metavar="NAME", help=app_help)
+    export.add_argument("--user", default=None, metavar="ID", help="only this user's sessions")
     export.add_argument("-o", "--output", default="-", help="file (default: standard output)")
-    imported = verb("import", "read sessions from JSON Lines")
+
+    imported = verb(
+        "import",
+        "read sessions from JSON Lines",
+        "Writes each line's session in one transaction, exactly as exported. Sessions "
+        "already there are skipped unless --replace. A bad line is reported with its number "
+        "and skipped; the exit code is then 1.",
+    )
     imported.add_argument("file", help="a .jsonl file, or - for standard input")
-    imported.add_argument("--replace", action="store_true", help="replace existing sessions")
-    delete = verb("delete", "delete one session and its events")
-    delete.add_argument("--app", required=True)
-    delete.add_argument("--user", required=True)
-    delete.add_argument("session_id")
-    trim = verb("trim", "delete a session's old events, keeping the last N (whole invocations)")
-    trim.add_argument("--app", required=True)
-    trim.add_argument("--user", required=True)
-    trim.add_argument("session_id")
-    trim.add_argument("--keep-last", type=int, required=True, metavar="N")
-    erase = verb("delete-user", "erase a user: sessions, events and user state (privacy)")
-    erase.add_argument("--app", required=True)
-    erase.add_argument("--user", required=True)
-    prune = verb("prune", "delete sessions not updated for a while")
-    prune.add_argument("--older-than", default=None, help="e.g. 30d, 12h, 2w")
+    imported.add_argument(
+        "--replace", action="store_true", help="replace sessions that already exist"
+    )
+
+    delete = verb(
+        "delete", "delete one session and its events", "Deletes a session and its events."
+    )
+    delete.add_argument("--app", default=None, metavar="NAME", help=app_help)
+    delete.add_argument(
+        "--user", required=True, metavar="ID", help="the user the session belongs to"
+    )
+    delete.add_argument("session_id", metavar="SESSION_ID", help="the session to delete")
+
+    trim = verb(
+        "trim",
+        "delete a session's old events, keeping the last N (whole invocations)",
+        "Deletes a session's oldest events, keeping the last N and the rest of the "
+        "invocation the oldest kept one belongs to. The state is unchanged.",
+    )
+    trim.add_argument("--app", default=None, metavar="NAME", help=app_help)
+    trim.add_argument("--user", required=True, metavar="ID", help="the user the session belongs to")
+    trim.add_argument("session_id", metavar="SESSION_ID", help="the session to trim")
+    trim.add_argument("--keep-last", type=int, required=True, metavar="N", help="events to keep")
+
+    erase = verb(
+        "delete-user",
+        "erase a user: sessions, events and user state (privacy)",
+        "Deletes every session, every event and the user state of one user of one app.",
+    )
+    erase.add_argument("--app", default=None, metavar="NAME", help=app_help)
+    erase.add_argument("--user", required=True, metavar="ID", help="the user to erase")
+
+    prune = verb(
+        "prune",
+        "delete sessions not updated for a while, or expired",
+        "Deletes sessions (and their events) last updated longer ago than --older-than, "
+        "and/or past their expiry. App and user state stay.",
+    )
+    prune.add_argument(
+        "--older-than", default=None, metavar="AGE", help="e.g. 30d, 12h, 45m, 90s, 2w"
+    )
     prune.add_argument("--expired", action="store_true", help="sessions past their ttl")
-    prune.add_argument("--app", default=None)
-    prune.add_argument("--dry-run", action="store_true")
+    prune.add_argument(
+        "--app", default=None, metavar="NAME", help="only this app's sessions (default: all)"
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="list what would be deleted; delete nothing"
+    )
+    prune.add_argument("--json", action="store_true", help=json_help)
 
     migrate = commands.add_parser(
         "migrate-from",
+        parents=common,
         help="copy every session between two databases (resumable, verified)",
         description="Copies app/user state, sessions and events from SOURCE to DEST. Rows "
-        "already in DEST are skipped, so an interrupted copy can be run again.",
+        "already in DEST with the same content are skipped, so an interrupted copy can be "
+        "run again. A session DEST already has under the same app/user/id with other "
+        "content, and app/user state with other values, is a conflict: it is reported, "
+        "nothing is changed for it, and the exit code is 1. SOURCE must exist; DEST is "
+        "created if needed. Neither takes $OPENADK_DB or $DATABASE_URL.",
     )
-    migrate.add_argument("source", help="source database URL")
-    migrate.add_argument("dest", help="destination database URL")
-    migrate.add_argument("--batch-size", type=int, default=500)
+    migrate.add_argument("source", metavar="SOURCE", help="source database URL")
+    migrate.add_argument("dest", metavar="DEST", help="destination database URL")
+    migrate.add_argument(
+        "--batch-size",
+        type=int,
+        default=500,
+        metavar="N",
+        help="rows per transaction (default: 500)",
+    )
+    migrate.add_argument(
+        "--rename-conflicts",
+        action="store_true",
+        help="copy a conflicting session under a new id (ID-<8 hex digits>, the same on "
+        "every run) instead of leaving it behind",
+    )
 
 
 def run_admin(args: argparse.Namespace, db_url: str) -> int:
-    """Runs an admin command; returns the exit code."""
-    console = Console(highlight=False, stderr=False)
-    errors = Console(highlight=False, stderr=True)
-    try:
-        if args.command == "migrate-from":
-            return asyncio.run(_migrate(console, args.source, args.dest, args.batch_size))
-        action: Callable[[Any, Console, argparse.Namespace], Awaitable[int]] = _VERBS[args.verb]
-        # Files are opened here, outside the event loop.
-        if args.verb == "import":
-            source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
-            with source:
-                args.lines = source.read().splitlines()
-        if args.verb == "export":
-            args.out = (
-                sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
-            )
-        try:
-            return asyncio.run(
-                _with_service(db_url, lambda service: action(service, console, args))
-            )
-        finally:
-            if args.verb == "export" and args.out is not sys.stdout:
-                args.out.close()
-    except (ValueError, OSError, LookupError) as exc:
-        errors.print(f"[red]error:[/red] {escape(str(exc))}")
-        return 1
-    except Exception as exc:  # a database failure: say what, not a traceback
-        from openadk.errors import OpenAdkError
+    """Runs an admin command; returns the exit code.
 
-        if isinstance(exc, OpenAdkError):
-            errors.print(f"[red]error:[/red] {escape(str(exc))}")
-            return 1
-        raise
+    Raises:
+        CliError: And the errors `describe_error` knows, for `main` to print.
+    """
+    from openadk.sessions._admin import require_existing
+
+    console = Console(highlight=False, soft_wrap=not is_terminal())
+    if args.command == "migrate-from":
+        return asyncio.run(_migrate(console, args))
+    if args.command == "apps":
+        require_existing(db_url)
+        return asyncio.run(_with_service(db_url, lambda service: _apps(service, console, args)))
+    action: Callable[[Any, Console, argparse.Namespace], Awaitable[int]] = _VERBS[args.verb]
+    if args.verb != "import":
+        # Reading, or deleting from, a file that is not there would create an empty one.
+        require_existing(db_url)
+    # Files are opened here, outside the event loop.
+    if args.verb == "import":
+        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+        with source:
+            try:
+                args.lines = source.read().splitlines()
+            except UnicodeDecodeError as error:
+                name = "standard input" if args.file == "-" else args.file
+                raise CliError(
+                    f"{clean(name)} is not UTF-8 text (byte {error.start}), so not a JSON Lines "
+                    "file of sessions."
+                ) from error
+    if args.verb == "export":
+        args.out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        return asyncio.run(_with_service(db_url, lambda service: action(service, console, args)))
+    finally:
+        if args.verb == "export" and args.out is not sys.stdout:
+            args.out.close()
 
 
 async def _with_service(db_url: str, body: Callable[[Any], Awaitable[int]]) -> int:
@@ -118,94 +256,234 @@ async def _with_service(db_url: str, body: Callable[[Any], Awaitable[int]]) -> i
         await service.close()
 
 
-async def _list(service: Any, console: Console, args: argparse.Namespace) -> int:
-    page = await service.list_sessions(
-        app_name=args.app, user_id=args.user, limit=args.limit, page_token=args.page_token
-    )
-    from openadk.sessions._admin import describe_time
+async def _app(service: Any, args: argparse.Namespace) -> str:
+    """``--app``, or the only app of the database."""
+    if args.app is not None:
+        return str(args.app)
+    from openadk.sessions._admin import list_apps
 
+    apps = await list_apps(service)
+    if len(apps) == 1:
+        return apps[0].app_name
+    if not apps:
+        raise CliError("The database has no sessions, so no app to default to; give --app.")
+    names = ", ".join(clean(app.app_name) for app in apps[:10])
+    more = ", ..." if len(apps) > 10 else ""
+    raise CliError(
+        f"--app is needed: the database has {len(apps)} apps ({names}{more}); "
+        "`openadk apps` lists them."
+    )
+
+
+def _print_table(console: Console, table: Table) -> None:
+    """A table as wide as its content needs: ids are never cut or folded."""
+    needed = console.measure(table, options=console.options.update_width(100_000)).maximum
+    width = console.width
+    if needed <= width:
+        console.print(table)
+        return
+    # Wider than the terminal: the terminal wraps the lines, but every id stays whole and
+    # can be copied, which a shortened "abc…" cannot.
+    console.width = needed
+    try:
+        console.print(table, crop=False)
+    finally:
+        console.width = width
+
+
+async def _apps(service: Any, console: Console, args: argparse.Namespace) -> int:
+    from openadk.sessions._admin import list_apps
+
+    apps = await list_apps(service)
+    if args.json:
+        rows = [{"appName": a.app_name, "sessions": a.sessions, "users": a.users} for a in apps]
+        print(dumps_json({"apps": rows}, indent=2))
+    elif not is_terminal():
+        for app in apps:
+            print(tsv_row(app.app_name, app.sessions, app.users))
+    else:
+        table = Table("app", "sessions", "users")
+        for app in apps:
+            table.add_row(_safe(app.app_name), str(app.sessions), str(app.users), end_section=False)
+        for column in table.columns:
+            column.no_wrap = True
+        _print_table(console, table)
+        console.print(f"{len(apps)} app(s)")
+    return 0
+
+
+def _when(timestamp: float) -> str:
+    moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+async def _list(service: Any, console: Console, args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise CliError("--limit must be at least 1.")
+    app = await _app(service, args)
+    page = await service.list_sessions(
+        app_name=app, user_id=args.user, limit=args.limit, page_token=args.page_token
+    )
+    if args.json:
+        listed = [
+            s.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"events"})
+            for s in page.sessions
+        ]
+        print(dumps_json({"sessions": listed, "nextPageToken": page.next_page_token}, indent=2))
+        return 0
+    if not is_terminal():
+        for session in page.sessions:
+            keys = ",".join(sorted(session.state))
+            print(tsv_row(session.user_id, session.id, _when(session.last_update_time), keys))
+        if page.next_page_token:
+            print(f"next page: --page-token {page.next_page_token}", file=sys.stderr)
+        return 0
+    console.print(f"app {_safe(app)}")
     table = Table("user", "session", "last update (UTC)", "state keys")
     for session in page.sessions:
-        import datetime
-
-        when = datetime.datetime.fromtimestamp(session.last_update_time, datetime.timezone.utc)
         table.add_row(
-            escape(session.user_id),
-            escape(session.id),
-            describe_time(when),
-            escape(", ".join(sorted(session.state)) or "-"),
+            _safe(session.user_id),
+            _safe(session.id),
+            _when(session.last_update_time),
+            _safe(", ".join(sorted(session.state)) or "-"),
         )
-    console.print(table)
+    for column in table.columns[:3]:
+        column.no_wrap = True
+    _print_table(console, table)
     console.print(f"{len(page.sessions)} session(s)")
     if page.next_page_token:
-        console.print(f"more: --page-token {page.next_page_token}")
+        # Plain print: rich would wrap a long token across lines.
+        print(f"more: --page-token {page.next_page_token}", flush=True)
     return 0
+
+
+def _event_text(event: Any) -> str:
+    text = ""
+    if event.content and event.content.parts:
+        pieces = []
+        for part in event.content.parts:
+            if part.text:
+                pieces.append(part.text)
+            elif part.function_call:
+                pieces.append(f"[calls {part.function_call.name}]")
+            elif part.function_response:
+                pieces.append(f"[{part.function_response.name} answered]")
+        text = " ".join(pieces)
+    if event.error_message:
+        text = f"error: {event.error_message}"
+    return text
+
+
+def _unreadable(app: str, user: str, session_id: str, error: Exception) -> None:
+    """Reports a session that cannot be read (a corrupt row) on standard error."""
+    reason = clean(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    print(
+        f"error: cannot read session {clean(session_id)} (app {clean(app)}, user "
+        f"{clean(user)}): {reason}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 async def _show(service: Any, console: Console, args: argparse.Namespace) -> int:
-    session = await service.get_session(
-        app_name=args.app, user_id=args.user, session_id=args.session_id
-    )
-    if session is None:
-        console.print(f"No session {escape(args.session_id)} for user {escape(args.user)}.")
-        return 1
-    console.print(f"[bold]Session {escape(session.id)}[/bold] · {len(session.events)} events")
-    for event in session.events:
-        text = ""
-        if event.content and event.content.parts:
-            pieces = []
-            for part in event.content.parts:
-                if part.text:
-                    pieces.append(part.text)
-                elif part.function_call:
-                    pieces.append(f"[calls {part.function_call.name}]")
-                elif part.function_response:
-                    pieces.append(f"[{part.function_response.name} answered]")
-            text = " ".join(pieces)
-        if event.error_message:
-            text = f"error: {event.error_message}"
-        delta = event.actions.state_delta
-        suffix = f"  [dim]state {escape(json.dumps(delta, default=str))}[/dim]" if delta else ""
-        console.print(f"[bold]{escape(event.author)}>[/bold] {escape(text)}{suffix}")
-    console.print("[bold]state[/bold]")
-    console.print_json(json.dumps(session.state, default=str))
-    return 0
+    from openadk.errors import StorageError
+
+    app = await _app(service, args)
+    failed = 0
+    for session_id in args.session_ids:
+        try:
+            session = await service.get_session(
+                app_name=app, user_id=args.user, session_id=session_id
+            )
+        except (ValueError, StorageError) as error:
+            _unreadable(app, args.user, session_id, error)
+            failed += 1
+            continue
+        if session is None:
+            print(
+                f"error: no session {clean(session_id)} for user {clean(args.user)} in app "
+                f"{clean(app)}",
+                file=sys.stderr,
+            )
+            failed += 1
+            continue
+        if args.json:
+            data = session.model_dump(mode="json", by_alias=True, exclude_none=True)
+            print(dumps_json(data, indent=2))
+            continue
+        console.print(
+            f"[bold]Session {_safe(session.id)}[/bold] · app {_safe(app)} · user "
+            f"{_safe(session.user_id)} · {len(session.events)} events"
+        )
+        for event in session.events:
+            delta = event.actions.state_delta
+            suffix = f"  [dim]state {escape(dumps_json(delta))}[/dim]" if delta else ""
+            text = escape(clean(_event_text(event), keep_newlines=True))
+            console.print(f"[bold]{_safe(event.author)}>[/bold] {text}{suffix}")
+        console.print("[bold]state[/bold]")
+        console.print(dumps_json(session.state, indent=2), markup=False, highlight=False)
+    return EXIT_FAILED if failed else 0
 
 
 async def _export(service: Any, console: Console, args: argparse.Namespace) -> int:
     from openadk.sessions._admin import export_sessions
 
+    app = await _app(service, args)
     count = 0
-    async for line in export_sessions(service, app_name=args.app, user_id=args.user):
-        args.out.write(line + "\n")
+    bad: list[str] = []
+
+    def report(key: tuple[str, str, str], error: Exception) -> None:
+        _unreadable(*key, error)
+        bad.append(key[2])
+
+    out: TextIO = args.out
+    async for line in export_sessions(service, app_name=app, user_id=args.user, on_error=report):
+        out.write(line + "\n")
         count += 1
+    out.flush()
+    summary = f"exported {count} session(s) of app {clean(app)}"
     if args.output != "-":
-        console.print(f"exported {count} session(s) to {escape(args.output)}")
-    return 0
+        summary += f" to {clean(args.output)}"
+    if bad:
+        summary += f"; {len(bad)} could not be read (see above)"
+    if args.output != "-":
+        print(summary, flush=True)
+    elif bad:
+        # The data is on standard output; say what is missing from it on standard error.
+        print(summary, file=sys.stderr, flush=True)
+    return EXIT_FAILED if bad else 0
 
 
 async def _import(service: Any, console: Console, args: argparse.Namespace) -> int:
     from openadk.sessions._admin import import_sessions
 
     report = await import_sessions(service, args.lines, replace=args.replace)
-    console.print(f"imported {report.imported}, skipped {report.skipped} (already there)")
     for error in report.errors:
-        console.print(f"[red]{escape(error)}[/red]")
-    return 1 if report.errors else 0
+        print(f"error: {clean(error)}", file=sys.stderr)
+    bad = f", {len(report.errors)} bad line(s)" if report.errors else ""
+    print(
+        f"imported {report.imported}, replaced {report.replaced}, skipped {report.skipped} "
+        f"(already there){bad}"
+    )
+    return EXIT_FAILED if report.errors else 0
+
+
+def _not_found(app: str, user: str, session_id: str) -> CliError:
+    return CliError(
+        f"No session {clean(session_id)} for user {clean(user)} in app {clean(app)}.",
+        EXIT_FAILED,
+    )
 
 
 async def _delete(service: Any, console: Console, args: argparse.Namespace) -> int:
+    app = await _app(service, args)
     found = await service.get_session(
-        app_name=args.app,
-        user_id=args.user,
-        session_id=args.session_id,
-        config=_no_events(),
+        app_name=app, user_id=args.user, session_id=args.session_id, config=_no_events()
     )
     if found is None:
-        console.print(f"No session {escape(args.session_id)} for user {escape(args.user)}.")
-        return 1
-    await service.delete_session(app_name=args.app, user_id=args.user, session_id=args.session_id)
-    console.print(f"deleted session {escape(args.session_id)}")
+        raise _not_found(app, args.user, args.session_id)
+    await service.delete_session(app_name=app, user_id=args.user, session_id=args.session_id)
+    console.print(f"deleted session {_safe(args.session_id)}")
     return 0
 
 
@@ -216,20 +494,27 @@ def _no_events() -> Any:
 
 
 async def _trim(service: Any, console: Console, args: argparse.Namespace) -> int:
-    deleted = await service.trim_events(
-        app_name=args.app,
-        user_id=args.user,
-        session_id=args.session_id,
-        keep_last_events=args.keep_last,
-    )
-    console.print(f"deleted {deleted} event(s) from session {escape(args.session_id)}")
+    from openadk.errors import SessionNotFoundError
+
+    app = await _app(service, args)
+    try:
+        deleted = await service.trim_events(
+            app_name=app,
+            user_id=args.user,
+            session_id=args.session_id,
+            keep_last_events=args.keep_last,
+        )
+    except SessionNotFoundError:
+        raise _not_found(app, args.user, args.session_id) from None
+    console.print(f"deleted {deleted} event(s) from session {_safe(args.session_id)}")
     return 0
 
 
 async def _delete_user(service: Any, console: Console, args: argparse.Namespace) -> int:
-    deleted = await service.delete_user(app_name=args.app, user_id=args.user)
+    app = await _app(service, args)
+    deleted = await service.delete_user(app_name=app, user_id=args.user)
     console.print(
-        f"erased user {escape(args.user)}: {deleted} session(s), their events and user state"
+        f"erased user {_safe(args.user)}: {deleted} session(s), their events and user state"
     )
     return 0
 
@@ -245,22 +530,59 @@ async def _prune(service: Any, console: Console, args: argparse.Namespace) -> in
         dry_run=args.dry_run,
     )
     verb = "would delete" if args.dry_run else "deleted"
+    if args.json:
+        rows = [{"appName": a, "userId": u, "id": s} for a, u, s in keys]
+        print(dumps_json({"dryRun": args.dry_run, "sessions": rows}, indent=2))
+        return 0
     for app, user, session_id in keys:
-        console.print(f"{verb} {escape(app)}/{escape(user)}/{escape(session_id)}")
-    console.print(f"{verb} {len(keys)} session(s)")
+        if is_terminal():
+            console.print(f"{verb} {_safe(app)}/{_safe(user)}/{_safe(session_id)}")
+        else:
+            print(tsv_row(app, user, session_id))
+    print(f"{verb} {len(keys)} session(s)", file=sys.stdout if is_terminal() else sys.stderr)
     return 0
 
 
-async def _migrate(console: Console, source_url: str, dest_url: str, batch_size: int) -> int:
-    from openadk.sessions import DatabaseSessionService
-    from openadk.sessions._admin import copy_database
+async def _migrate(console: Console, args: argparse.Namespace) -> int:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
-    if source_url == dest_url:
-        raise ValueError("SOURCE and DEST are the same database; give two different URLs.")
-    source = DatabaseSessionService(source_url)
-    dest = DatabaseSessionService(dest_url)
+    from openadk.sessions import DatabaseSessionService
+    from openadk.sessions._admin import (
+        copy_database,
+        require_existing,
+        same_database,
+        sqlite_file,
+    )
+
+    if args.batch_size < 1:
+        raise CliError("--batch-size must be at least 1.")
+    if args.source == args.dest or same_database(args.source, args.dest):
+        raise CliError("SOURCE and DEST are the same database; give two different databases.")
+    require_existing(args.source, "source database")
+    source_file = sqlite_file(args.source)
+    if source_file is not None and source_file.stat().st_size == 0:
+        # Opening it would write a database header into it: refuse before touching it.
+        raise CliError(f"SOURCE {clean(source_file)} is an empty file: there is nothing to copy.")
+    source = DatabaseSessionService(args.source)
+    dest = DatabaseSessionService(args.dest)
     try:
-        with Progress(console=console, transient=False) as progress:
+        with Progress(
+            TextColumn("{task.description:<16}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
+            TaskProgressColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
             tasks: dict[str, Any] = {}
 
             def report(table: str, done: int, total: int) -> None:
@@ -268,23 +590,43 @@ async def _migrate(console: Console, source_url: str, dest_url: str, batch_size:
                     tasks[table] = progress.add_task(table, total=total)
                 progress.update(tasks[table], completed=done)
 
-            result = await copy_database(source, dest, batch_size=batch_size, progress=report)
+            result = await copy_database(
+                source,
+                dest,
+                batch_size=args.batch_size,
+                progress=report,
+                rename_conflicts=args.rename_conflicts,
+            )
     finally:
         await source.close()
         await dest.close()
-    table = Table("table", "in source", "copied", "already there", "missing after copy")
+    for conflict in result.conflicts:
+        print(f"conflict: {clean(conflict.describe())}", file=sys.stderr, flush=True)
+    table = Table("table", "in source", "copied", "already there", "conflict", "missing")
     for name, count in result.source.items():
         table.add_row(
             name,
             str(count),
             str(result.copied[name]),
             str(result.skipped[name]),
+            str(result.conflicted[name]),
             str(result.missing[name]),
         )
-    console.print(table)
+    table.columns[0].no_wrap = True
+    _print_table(console, table)
     if not result.verified:
         console.print("[red]verification failed: some rows are missing in DEST[/red]")
-        return 1
+        return EXIT_FAILED
+    unresolved = result.unresolved
+    if unresolved:
+        sessions = sum(1 for c in unresolved if c.table == "sessions")
+        hint = " (--rename-conflicts copies the sessions under new ids)" if sessions else ""
+        print(
+            f"error: {len(unresolved)} conflict(s) left as they were in DEST{hint}; every "
+            "other source row is in DEST",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     console.print("verified: every source row is in DEST")
     return 0
 

@@ -16,10 +16,20 @@ EXIT_ERROR = 2
 """``db check`` could not tell (unreachable database, ...); every refused request."""
 
 
-def add_db_commands(commands: Any, db_help: str) -> None:
-    """Adds ``db upgrade|check|current|stamp|downgrade`` to the ``openadk`` parser."""
+def add_db_commands(
+    commands: Any, db_help: str, common: list[argparse.ArgumentParser] | None = None
+) -> None:
+    """Adds ``db upgrade|check|current|stamp|downgrade`` to the ``openadk`` parser.
+
+    Args:
+        commands: The subparsers object of the ``openadk`` parser.
+        db_help: The help of ``--db``.
+        common: Parent parsers with the options every command takes (``--debug``).
+    """
+    common = common or []
     db = commands.add_parser(
         "db",
+        parents=common,
         help="schema migrations: upgrade, check, current, stamp",
         description="Versioned, in-place schema migrations of a session database, including "
         "the upgrade of google-adk V0 (pickle) databases. See docs/migrations.md.",
@@ -28,9 +38,9 @@ def add_db_commands(commands: Any, db_help: str) -> None:
 
     def verb(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = verbs.add_parser(
-            name, help=help_text, description=description
+            name, parents=common, help=help_text, description=description
         )
-        parser.add_argument("--db", default=None, help=db_help)
+        parser.add_argument("--db", default=None, metavar="URL", help=db_help)
         return parser
 
     upgrade = verb(
@@ -63,27 +73,37 @@ def add_db_commands(commands: Any, db_help: str) -> None:
     upgrade.add_argument(
         "--no-backup", action="store_true", help="SQLite: do not copy the file first"
     )
-    upgrade.add_argument("--batch-size", type=int, default=500, help=argparse.SUPPRESS)
-    verb(
+    upgrade.add_argument(
+        "--batch-size",
+        type=int,
+        default=500,
+        metavar="N",
+        help="V0 events converted per statement (default: 500)",
+    )
+    check = verb(
         "check",
         "exit 1 if the schema needs `db upgrade` (for deploy pipelines)",
         "Exits 0 when the database is at the newest revision, 1 when an upgrade is pending "
         "(and prints what it would do), 2 when it cannot tell (unreachable database, ...).",
     )
-    verb("current", "show the database's revision", "Shows the revision and what was found.")
+    current = verb(
+        "current", "show the database's revision", "Shows the revision and what was found."
+    )
+    for looking in (check, current):
+        looking.add_argument("--json", action="store_true", help="print JSON instead of text")
     stamp = verb(
         "stamp",
         "record a revision without changing any table",
         "Records REVISION in openadk_schema_version without touching the tables ('base' "
         "clears it). For databases whose schema you brought up to date by other means.",
     )
-    stamp.add_argument("revision")
+    stamp.add_argument("revision", help="a revision id (see `openadk db current`), or base")
     downgrade = verb(
         "downgrade",
         "refused: openadk does not downgrade",
         "openadk never turns a database back into an older schema; restore a backup.",
     )
-    downgrade.add_argument("revision", nargs="?", default="-1")
+    downgrade.add_argument("revision", nargs="?", default="-1", help="ignored: always refused")
 
 
 def run_db(args: argparse.Namespace, db_url: str) -> int:
@@ -99,6 +119,13 @@ def run_db(args: argparse.Namespace, db_url: str) -> int:
                 "older schema. Restore the backup taken before the upgrade instead.",
             )
             return EXIT_ERROR
+        if args.verb in ("check", "current"):
+            from openadk.sessions._admin import require_existing
+
+            # Looking must not create: opening a missing SQLite file would make an empty one.
+            require_existing(db_url)
+        if args.verb in ("check", "current") and args.json:
+            return asyncio.run(_status_json(db_url, args.verb, out))
         if args.verb == "check":
             return asyncio.run(_check(db_url, out))
         if args.verb == "current":
@@ -108,6 +135,9 @@ def run_db(args: argparse.Namespace, db_url: str) -> int:
         if args.batch_size < 1:
             raise ValueError("--batch-size must be at least 1.")
         return asyncio.run(_upgrade(db_url, args, out))
+    except FileNotFoundError as error:
+        _print(err, f"error: {error.strerror}: {error.filename}")
+        return EXIT_ERROR
     except (ValueError, OpenAdkError) as error:
         _print(err, f"error: {error}")
         return EXIT_ERROR
@@ -135,6 +165,33 @@ async def _check(db_url: str, out: TextIO) -> int:
         _print(out, f"pending: {revision}: {what}")
     _print(out, f"run: {migrations.upgrade_command(db_url)}")
     return EXIT_BEHIND
+
+
+async def _status_json(db_url: str, verb: str, out: TextIO) -> int:
+    from openadk.cli._output import dumps_json
+    from openadk.sessions import migrations
+
+    found = await migrations.status(db_url)
+    _print(
+        out,
+        dumps_json(
+            {
+                "url": found.url,
+                "found": found.describe(),
+                "current": found.current,
+                "recorded": found.recorded,
+                "head": found.head,
+                "pending": [{"revision": rev, "does": what} for rev, what in found.pending],
+                "problem": found.problem,
+            },
+            indent=2,
+        ),
+    )
+    if verb == "current":
+        return EXIT_OK
+    if found.problem:
+        return EXIT_ERROR
+    return EXIT_BEHIND if found.pending else EXIT_OK
 
 
 async def _current(db_url: str, out: TextIO) -> int:

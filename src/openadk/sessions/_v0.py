@@ -10,6 +10,13 @@ allow-list of names and never imports a module a pickle names:
   builtin containers and scalars are the real types (each rebuilt from plain data);
 * every other name is refused, so a pickle cannot call anything.
 
+A pickle is also a program that can describe far more data than it holds: a few hundred bytes
+of shared references (``L[i+1] = (L[i], L[i])``) expand to gigabytes of JSON, or make a single
+dict insertion hash for minutes. So the unpickler is bounded (`UnpickleLimits`): opcodes run,
+the size of every tuple a dict or set would hash, the size of what a builtin constructor is
+given, the expanded size of the result (values and characters, counting each shared reference
+as the copy JSON will make of it) and the time spent. A row past a bound is a bad row.
+
 ``allow_unsafe=True`` additionally resolves any other name as plain `pickle` would: only for a
 database whose contents you trust.
 
@@ -27,6 +34,7 @@ import io
 import json
 import pathlib
 import pickle
+import time
 import uuid
 import zoneinfo
 from collections.abc import Mapping
@@ -43,6 +51,7 @@ __all__ = [
     "ConvertedEvent",
     "RefusedPickleError",
     "TimeRule",
+    "UnpickleLimits",
     "V0RowError",
     "convert_row",
     "load_actions",
@@ -173,10 +182,241 @@ def _refusal(module: str, name: str) -> RefusedPickleError:
     )
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, *, allow_unsafe: bool) -> None:
+@dataclass(frozen=True)
+class UnpickleLimits:
+    """Bounds on what one V0 ``actions`` pickle may make the reader do.
+
+    The defaults are far above anything google-adk wrote (an ``EventActions`` with its state
+    delta) and far below what hurts a migration.
+    """
+
+    max_operations: int = 1_000_000
+    """Pickle opcodes run."""
+    max_values: int = 500_000
+    """Values in the result counted as JSON will write them (a shared value once per use);
+    also the most elements a tuple that may be hashed, or a builtin constructor's arguments,
+    may expand to."""
+    max_chars: int = 32 * 1024 * 1024
+    """Characters (and bytes) of text in the result, counted the same way; also the largest
+    size a pickle may ask ``bytes(n)`` / ``bytearray(n)`` to allocate."""
+    max_work: int = 5_000_000
+    """Values visited while building: each dict key or set member hashed (a tuple costs every
+    value it holds, as hashing it does) and each constructor's arguments measured."""
+    max_seconds: float = 5.0
+    """Time spent unpickling one row."""
+
+
+DEFAULT_LIMITS = UnpickleLimits()
+
+# Opcodes after which the top of the stack is a new tuple (which a dict key or set may hash).
+_TUPLE_OPCODES = frozenset(b"t\x85\x86\x87")
+# Opcodes that call a constructor with arguments from the stack: REDUCE, NEWOBJ, NEWOBJ_EX.
+_CALL_OPCODES = {ord("R"): 2, 0x81: 2, 0x92: 3}
+_FROZENSET = 0x91
+# Opcodes that hash what is on the stack: SETITEM (one key), SETITEMS and DICT (every other
+# item since the mark), ADDITEMS and FROZENSET (every item since the mark).
+_SETITEM, _SETITEMS, _DICT, _ADDITEMS = ord("s"), ord("u"), ord("d"), 0x90
+
+
+class LimitExceededError(RefusedPickleError):
+    """The pickle would take more work or produce more data than `UnpickleLimits` allow."""
+
+
+def _hash_size(value: tuple[Any, ...], known: dict[int, int]) -> int:
+    """Elements ``hash(value)`` visits: nested tuples are re-hashed on every use."""
+    size = 1
+    for item in value:
+        size += known.get(id(item), 1) if isinstance(item, tuple) else 1
+    return size
+
+
+_SCALARS = (int, float, bool, type(None), complex)
+_TEXTS = (str, bytes, bytearray)
+
+
+def _children(obj: Any) -> list[Any] | None:
+    if isinstance(obj, StandIn):
+        return [obj._args, obj._kwargs, obj._state]
+    if isinstance(obj, dict):
+        return [*obj.keys(), *obj.values()]
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return list(obj)
+    return None
+
+
+def _expanded_size(value: Any, limits: UnpickleLimits, what: str) -> tuple[int, int]:
+    """(values, characters) of ``value`` with every shared reference counted at each use.
+
+    Iterative, and each distinct container is measured once, so the cost is that of the
+    distinct objects even when the expansion is astronomically large.
+
+    Raises:
+        LimitExceededError: Past ``limits``, or ``value`` contains itself.
+    """
+
+    def check(values: int, chars: int) -> None:
+        if values > limits.max_values:
+            raise LimitExceededError(
+                f"{what} expands to more than {limits.max_values:,} values "
+                "(shared references are copied once per use)"
+            )
+        if chars > limits.max_chars:
+            raise LimitExceededError(
+                f"{what} expands to more than {limits.max_chars:,} characters of text"
+            )
+
+    top = _children(value)
+    if top is None:
+        size = (1, len(value) if isinstance(value, _TEXTS) else 0)
+        check(*size)
+        return size
+    sizes: dict[int, tuple[int, int]] = {}
+    on_path = {id(value)}
+    # Frames: [container, its children, next child, values so far, characters so far].
+    stack: list[list[Any]] = [[value, top, 0, 1, 0]]
+    while stack:
+        frame = stack[-1]
+        children, index, values, chars = frame[1], frame[2], frame[3], frame[4]
+        descended = False
+        while index < len(children):
+            child = children[index]
+            index += 1
+            if isinstance(child, _TEXTS):
+                values += 1
+                chars += len(child)
+                continue
+            if isinstance(child, _SCALARS):
+                values += 1
+                continue
+            known = sizes.get(id(child))
+            if known is not None:
+                values += known[0]
+                chars += known[1]
+                continue
+            grand = _children(child)
+            if grand is None:
+                values += 1
+                continue
+            if id(child) in on_path:
+                raise LimitExceededError(f"{what} refers to itself (nested too deeply)")
+            frame[2], frame[3], frame[4] = index, values, chars
+            stack.append([child, grand, 0, 1, 0])
+            on_path.add(id(child))
+            descended = True
+            break
+        if descended:
+            continue
+        check(values, chars)
+        stack.pop()
+        on_path.discard(id(frame[0]))
+        sizes[id(frame[0])] = (values, chars)
+        if stack:
+            stack[-1][3] += values
+            stack[-1][4] += chars
+    return sizes[id(value)]
+
+
+_TIME_CHECK_EVERY = 256
+
+
+def _bounded(code: int, step: Any) -> Any:
+    """``step`` (one opcode of the pure-Python unpickler) with the bounds checked around it."""
+    calls = code in _CALL_OPCODES
+    builds_hashable = code in _TUPLE_OPCODES or calls or code == _FROZENSET
+    hashes = code in (_SETITEM, _SETITEMS, _DICT, _ADDITEMS, _FROZENSET)
+
+    def run(unpickler: _RestrictedUnpickler) -> None:
+        unpickler._operations += 1
+        limits = unpickler._limits
+        if unpickler._operations > limits.max_operations:
+            raise LimitExceededError(
+                f"the pickle runs more than {limits.max_operations:,} operations"
+            )
+        if (
+            unpickler._operations % _TIME_CHECK_EVERY == 1
+            and time.monotonic() > unpickler._deadline
+        ):
+            raise LimitExceededError(f"unpickling took longer than {limits.max_seconds:g} s")
+        if calls:
+            unpickler._check_call(code)
+        elif hashes:
+            unpickler._charge_hashing(code)
+        step(unpickler)
+        if builds_hashable:
+            unpickler._check_hashable(unpickler._stack()[-1])
+
+    return run
+
+
+class _RestrictedUnpickler(pickle._Unpickler):
+    """The pure-Python unpickler, so every opcode can be counted, timed and checked.
+
+    (The C unpickler runs a whole pickle in one call that cannot be bounded from outside.)
+    """
+
+    def __init__(self, data: bytes, *, allow_unsafe: bool, limits: UnpickleLimits) -> None:
         super().__init__(io.BytesIO(data))
         self._allow_unsafe = allow_unsafe
+        self._limits = limits
+        self._operations = 0
+        self._deadline = time.monotonic() + limits.max_seconds
+        self._work = 0
+        # Hash sizes of the tuples built so far, by id; the tuples are kept alive so an id
+        # is never reused for another object.
+        self._tuple_sizes: dict[int, int] = {}
+        self._tuples: list[tuple[Any, ...]] = []
+
+    def _stack(self) -> list[Any]:
+        """The unpickler's value stack (set by load())."""
+        stack: list[Any] = vars(self)["stack"]
+        return stack
+
+    def _check_call(self, code: int) -> None:
+        """A constructor's arguments: bounded in size, and no ``bytes(10**12)``."""
+        arguments = self._stack()[-_CALL_OPCODES[code] + 1 :]
+        self._charge(_expanded_size(arguments, self._limits, "a constructor's arguments")[0])
+        given: list[Any] = []
+        for part in arguments:
+            if isinstance(part, tuple):
+                given.extend(part)
+            elif isinstance(part, dict):
+                given.extend(part.values())
+        for item in given:
+            if type(item) is int and abs(item) > self._limits.max_chars:
+                raise LimitExceededError(
+                    f"the pickle asks a constructor for {item:,} (more than "
+                    f"{self._limits.max_chars:,})"
+                )
+
+    def _charge(self, work: int) -> None:
+        self._work += work
+        if self._work > self._limits.max_work:
+            raise LimitExceededError(
+                f"the pickle makes the reader hash or measure more than "
+                f"{self._limits.max_work:,} values"
+            )
+
+    def _charge_hashing(self, code: int) -> None:
+        stack = self._stack()
+        if code == _SETITEM:
+            keys = stack[-2:-1]
+        elif code in (_SETITEMS, _DICT):
+            keys = stack[0::2]
+        else:
+            keys = stack
+        sizes = self._tuple_sizes
+        self._charge(sum(sizes.get(id(k), 1) if isinstance(k, tuple) else 1 for k in keys))
+
+    def _check_hashable(self, value: Any) -> None:
+        if isinstance(value, tuple):
+            size = _hash_size(value, self._tuple_sizes)
+            if size > self._limits.max_values:
+                raise LimitExceededError(
+                    f"the pickle builds a tuple of more than {self._limits.max_values:,} "
+                    "values through shared references"
+                )
+            self._tuple_sizes[id(value)] = size
+            self._tuples.append(value)
 
     def find_class(self, module: str, name: str) -> Any:
         module = _OLD_MODULES.get(module, module)
@@ -194,14 +434,25 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise RefusedPickleError("refused a persistent id: not written by google-adk")
 
 
-def load_actions(data: bytes, *, allow_unsafe: bool = False) -> Any:
+# load() looks each opcode up in self.dispatch: every step of the pure-Python unpickler, wrapped.
+_RestrictedUnpickler.dispatch = {
+    code: _bounded(code, step) for code, step in pickle._Unpickler.dispatch.items()
+}
+
+
+def load_actions(
+    data: bytes, *, allow_unsafe: bool = False, limits: UnpickleLimits = DEFAULT_LIMITS
+) -> Any:
     """Unpickles a V0 ``actions`` value into stand-ins and plain Python data.
 
     Raises:
         RefusedPickleError: The pickle names a type outside the allow-list.
+        LimitExceededError: The pickle goes past ``limits`` (work, size or time).
         Exception: Whatever a corrupt pickle raises (``EOFError``, ``ValueError``, ...).
     """
-    return _RestrictedUnpickler(data, allow_unsafe=allow_unsafe).load()
+    loaded = _RestrictedUnpickler(data, allow_unsafe=allow_unsafe, limits=limits).load()
+    _expanded_size(loaded, limits, "the pickle")
+    return loaded
 
 
 class _ModelDict(dict[str, Any]):
@@ -270,7 +521,7 @@ def _jsonable(value: Any) -> Any:
     if not isinstance(value, dict):
         return value
     try:
-        _JSON_DICT.dump_python(value, mode="json")
+        _JSON_DICT.dump_python(value, mode="json", warnings=False)
     except PydanticSerializationError:
         return to_jsonable_python(value, serialize_unknown=True)
     return value
@@ -429,8 +680,14 @@ def convert_row(
             loaded = raw_actions
         try:
             fields = actions_fields(loaded)
+        except V0RowError:
+            raise
         except RecursionError as error:
             raise V0RowError("actions is nested too deeply (or refers to itself)") from error
+        except (ValueError, TypeError, PydanticSerializationError) as error:
+            # Values JSON cannot hold: bytes that are not UTF-8, unhashable set members, ...
+            reason = _short(f"{type(error).__name__}: {error}", 200)
+            raise V0RowError(f"actions cannot be written as JSON: {reason}") from error
     try:
         actions = EventActions.model_validate(fields)
     except ValidationError as error:
@@ -483,9 +740,15 @@ def convert_row(
     return ConvertedEvent(timestamp=timestamp, stored_time=stored_time, event_data=data)
 
 
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _first_error(error: ValidationError) -> str:
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first.get("loc", ()))
+    # A location can hold a dict key of any size (a bad row's, say); keep messages short.
+    where = ".".join(_short(str(part), 60) for part in first.get("loc", ()))
     count = error.error_count()
     more = f" (and {count - 1} more)" if count > 1 else ""
-    return f"{where}: {first.get('msg')}{more}" if where else f"{first.get('msg')}{more}"
+    message = _short(str(first.get("msg")), 200)
+    return f"{where}: {message}{more}" if where else f"{message}{more}"
