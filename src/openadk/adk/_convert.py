@@ -70,7 +70,9 @@ def _actions(source: BaseModel, target: type[_M], *, to_adk: bool) -> _M:
             }
         else:
             values["requested_auth_configs"] = {
-                key: value.model_dump(mode="json", exclude_none=True)
+                # By alias: fastapi's security schemes read back only from their aliases
+                # ("in", not "in_"); google-adk's own dump loses the scheme's type.
+                key: value.model_dump(mode="json", exclude_none=True, by_alias=True)
                 if isinstance(value, BaseModel)
                 else value
                 for key, value in auth.items()
