@@ -11,8 +11,8 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from google.adk.agents import LlmAgent
-from google.adk.models.base_llm import BaseLlm
 from google.adk.models._capabilities import LlmCapabilities
+from google.adk.models.base_llm import BaseLlm
 from google.adk.models.llm_request import LlmRequest
 from google.adk.models.llm_response import LlmResponse
 from google.adk.tools.tool_context import ToolContext
@@ -39,8 +39,11 @@ class CannedLlm(BaseLlm):
             content = types.Content(role="model", parts=[types.Part(text=text)])
         else:
             said = " ".join(p.text for p in parts if p.text)
-            turns = sum(1 for c in llm_request.contents if c.role == "user" and any(
-                p.text for p in c.parts or []))
+            turns = sum(
+                1
+                for c in llm_request.contents
+                if c.role == "user" and any(p.text for p in c.parts or [])
+            )
             call = types.FunctionCall(
                 id=f"call-{turns}", name="remember", args={"fact": said, "turn": turns}
             )

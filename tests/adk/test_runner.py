@@ -177,9 +177,7 @@ async def test_session_service_api(adapter: AdkSessionService) -> None:
     )
     assert last_two is not None
     assert [e.invocation_id for e in last_two.events] == ["i1", "i2"]
-    assert [e.model_dump() for e in last_two.events] == [
-        e.model_dump() for e in created.events[1:]
-    ]
+    assert [e.model_dump() for e in last_two.events] == [e.model_dump() for e in created.events[1:]]
     assert "temp:t" not in last_two.state
     partial = AdkEvent(author="x", partial=True)
     assert await adapter.append_event(created, partial) is partial
@@ -251,7 +249,9 @@ async def test_rewind_through_the_adapter(adapter: AdkSessionService) -> None:
     invocations = await converse(adapter, app, "s")
     assert len(invocations) == 2
     runner = Runner(app_name=app, agent=build_agent(), session_service=adapter)
-    await runner.rewind_async(user_id="u", session_id="s", rewind_before_invocation_id=invocations[1])
+    await runner.rewind_async(
+        user_id="u", session_id="s", rewind_before_invocation_id=invocations[1]
+    )
     session = await adapter.get_session(app_name=app, user_id="u", session_id="s")
     assert session is not None
     assert session.events[-1].actions.rewind_before_invocation_id == invocations[1]
@@ -271,7 +271,7 @@ async def test_an_event_with_an_unknown_field_is_refused(adapter: AdkSessionServ
     app = f"unknown-{uuid.uuid4().hex[:8]}"
     session = await adapter.create_session(app_name=app, user_id="u", session_id="s")
     event = NewerEvent(author="user", content=user_text("hi"), sentiment="happy")
-    with pytest.raises(UnknownFieldError, match="'sentiment' that google-adk 2.13 does not"):
+    with pytest.raises(UnknownFieldError, match=r"'sentiment' that google-adk 2\.13 does not"):
         await adapter.append_event(session, event)
     assert session.events == []
     stored = await adapter.get_session(app_name=app, user_id="u", session_id="s")

@@ -188,9 +188,7 @@ def _field_type(model: type[BaseModel], *path: str) -> Any:
         candidates = [annotation, *typing.get_args(annotation)]
         for candidate in list(candidates):
             candidates.extend(typing.get_args(candidate))
-        current = next(
-            c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)
-        )
+        current = next(c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel))
     return current
 
 

@@ -91,9 +91,7 @@ def service_for_uri(uri: str, **kwargs: Any) -> AdkSessionService:
 
         redis_service = getattr(openadk.sessions, "RedisSessionService", None)
         if redis_service is None:
-            raise ValueError(
-                f"This openadk has no RedisSessionService; {uri!r} cannot be served."
-            )
+            raise ValueError(f"This openadk has no RedisSessionService; {uri!r} cannot be served.")
         service = redis_service(url, **options)
     else:
         from openadk.sessions import DatabaseSessionService

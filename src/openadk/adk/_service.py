@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
+import functools
 import weakref
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
+from google.adk.errors import StaleSessionError as AdkStaleSessionError
 from google.adk.errors.already_exists_error import AlreadyExistsError as AdkAlreadyExistsError
 from google.adk.errors.session_not_found_error import (
     SessionNotFoundError as AdkSessionNotFoundError,
 )
-from google.adk.errors import StaleSessionError as AdkStaleSessionError
 from google.adk.events import Event as AdkEvent
 from google.adk.sessions import BaseSessionService as AdkBaseSessionService
 from google.adk.sessions import Session as AdkSession
@@ -118,7 +120,7 @@ class AdkSessionService(AdkBaseSessionService):
                 append(entry[1])
                 continue
             twin = to_adk_event(event)
-            twins[key] = (weakref.ref(event, lambda ref, key=key: self._forget(key, ref)), twin)
+            twins[key] = (weakref.ref(event, functools.partial(self._forget, key)), twin)
             append(twin)
         return result
 
@@ -134,7 +136,8 @@ class AdkSessionService(AdkBaseSessionService):
         user_id: str,
         state: dict[str, Any] | None = None,
         session_id: str | None = None,
-        **kwargs: Any,
+        ttl: float | datetime.timedelta | None = None,
+        expire_time: float | datetime.datetime | None = None,
     ) -> AdkSession:
         """Creates a session (google-adk's behaviour: an existing id is an error).
 
@@ -143,7 +146,9 @@ class AdkSessionService(AdkBaseSessionService):
             user_id: The user's id.
             state: Initial state; ``app:``/``user:`` keys update the shared scopes.
             session_id: The id to use; a uuid4 string when None.
-            **kwargs: Passed to the openadk service (``ttl``, ``expire_time``).
+            ttl: Seconds (or a timedelta) after which the session expires (openadk's option;
+                ``adk api_server`` passes a create request's ``options`` here).
+            expire_time: The same as an absolute time (Unix seconds or an aware datetime).
 
         Raises:
             google.adk.errors.already_exists_error.AlreadyExistsError: The id is taken.
@@ -155,7 +160,8 @@ class AdkSessionService(AdkBaseSessionService):
                 state=state,
                 session_id=session_id,
                 exist_ok=False,
-                **kwargs,
+                ttl=ttl,
+                expire_time=expire_time,
             )
         return self._adk_session(session)
 
@@ -221,8 +227,7 @@ class AdkSessionService(AdkBaseSessionService):
             return event
         if not isinstance(session, AdkSession):
             raise TypeError(
-                f"append_event() needs a google.adk.sessions.Session, got "
-                f"{type(session).__name__}."
+                f"append_event() needs a google.adk.sessions.Session, got {type(session).__name__}."
             )
         ours = to_openadk_event(event)
         marker = session._storage_update_marker
