@@ -296,3 +296,47 @@ async def test_rich_event_round_trips(adapter: AdkSessionService) -> None:
     assert stored is not None
     assert json.loads(stored.events[0].model_dump_json(exclude_none=True)) == expected
     assert stored.events[0] == event
+
+
+async def test_window_reads_and_recreated_sessions_read_right(adapter: AdkSessionService) -> None:
+    app = f"window-{uuid.uuid4().hex[:8]}"
+    session = await adapter.create_session(app_name=app, user_id="u", session_id="s")
+    for n in range(6):
+        await adapter.append_event(session, AdkEvent(author="user", content=user_text(str(n))))
+    full = await adapter.get_session(app_name=app, user_id="u", session_id="s")
+    window = await adapter.get_session(
+        app_name=app, user_id="u", session_id="s", config=AdkGetSessionConfig(num_recent_events=3)
+    )
+    assert full is not None and window is not None
+    assert [e.content.parts[0].text for e in window.events if e.content] == ["3", "4", "5"]
+    # A window of events already seen reuses their google-adk events.
+    assert all(a is b for a, b in zip(window.events, full.events[3:], strict=True))
+    window.events.append(AdkEvent(author="x"))  # the caller's list is the caller's
+    again = await adapter.get_session(app_name=app, user_id="u", session_id="s")
+    assert again is not None and len(again.events) == 6
+
+    # Deleted and created again under the same id: the old events are not returned.
+    await adapter.delete_session(app_name=app, user_id="u", session_id="s")
+    fresh = await adapter.create_session(app_name=app, user_id="u", session_id="s")
+    await adapter.append_event(fresh, AdkEvent(author="user", content=user_text("new")))
+    reread = await adapter.get_session(app_name=app, user_id="u", session_id="s")
+    assert reread is not None
+    assert [e.content.parts[0].text for e in reread.events if e.content] == ["new"]
+
+
+async def test_a_small_cache_still_reads_right(backend: str, tmp_path: Path) -> None:
+    app = f"small-{uuid.uuid4().hex[:8]}"
+    async with AdkSessionService(
+        build_service(backend, tmp_path), owns_service=True, event_cache_size=2
+    ) as service:
+        sessions = []
+        for sid in ("a", "b"):
+            session = await service.create_session(app_name=app, user_id="u", session_id=sid)
+            for n in range(3):
+                await service.append_event(session, AdkEvent(author=sid, invocation_id=str(n)))
+            sessions.append(session)
+        for _ in range(2):
+            for session in sessions:
+                read = await service.get_session(app_name=app, user_id="u", session_id=session.id)
+                assert read is not None
+                assert [e.id for e in read.events] == [e.id for e in session.events]

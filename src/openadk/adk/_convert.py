@@ -30,6 +30,7 @@ from openadk.sessions import Session
 __all__ = ["UnknownFieldError", "to_adk_event", "to_adk_session", "to_openadk_event"]
 
 _M = TypeVar("_M", bound=BaseModel)
+_set = object.__setattr__
 
 
 class UnknownFieldError(ValueError):
@@ -42,10 +43,10 @@ def _rebuild(cls: type[_M], source: BaseModel, values: dict[str, Any]) -> _M:
     pydantic's ``model_construct`` would do the same at several times the cost.
     """
     model = cls.__new__(cls)
-    object.__setattr__(model, "__dict__", values)
-    object.__setattr__(model, "__pydantic_fields_set__", set(source.__pydantic_fields_set__))
-    object.__setattr__(model, "__pydantic_extra__", None)
-    object.__setattr__(model, "__pydantic_private__", None)
+    _set(model, "__dict__", values)
+    _set(model, "__pydantic_fields_set__", set(source.__pydantic_fields_set__))
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
     return model
 
 
@@ -123,13 +124,16 @@ def to_openadk_event(event: AdkEvent) -> Event:
             2.13 does not define, holding a value.
         TypeError: ``event`` is not a google-adk Event.
     """
-    if type(event) is not AdkEvent or type(event.actions) is not AdkEventActions:
+    if type(event) is AdkEvent and type(event.actions) is AdkEventActions:
+        values = dict(event.__dict__)
+    else:
         if not isinstance(event, AdkEvent):
             raise TypeError(
                 f"append_event() needs a google.adk.events.Event, got {type(event).__name__}."
             )
         _check_known(event)
-    values = {name: event.__dict__[name] for name in _EVENT_FIELDS}
+        fields = event.__dict__
+        values = {name: fields[name] for name in _EVENT_FIELDS}
     actions = values["actions"]
     if isinstance(actions, BaseModel):
         values["actions"] = _actions(actions, EventActions, to_adk=False)
@@ -156,7 +160,7 @@ def to_adk_event(event: Event) -> AdkEvent:
 def to_adk_session(session: Session, events: list[AdkEvent]) -> AdkSession:
     """A google-adk Session with ``session``'s fields (state not copied) and ``events``."""
     model = AdkSession.__new__(AdkSession)
-    object.__setattr__(
+    _set(
         model,
         "__dict__",
         {
@@ -168,13 +172,10 @@ def to_adk_session(session: Session, events: list[AdkEvent]) -> AdkSession:
             "last_update_time": session.last_update_time,
         },
     )
-    object.__setattr__(model, "__pydantic_fields_set__", set(_SESSION_FIELDS))
-    object.__setattr__(model, "__pydantic_extra__", None)
-    object.__setattr__(
-        model,
-        "__pydantic_private__",
-        {"_storage_update_marker": session._storage_update_marker},
-    )
+    # Shared: every field is in it, so pydantic's add() on assignment never changes it.
+    _set(model, "__pydantic_fields_set__", _SESSION_FIELDS_SET)
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", {"_storage_update_marker": session._storage_update_marker})
     return model
 
 
@@ -194,7 +195,7 @@ def _field_type(model: type[BaseModel], *path: str) -> Any:
 
 _EVENT_FIELDS = tuple(Event.model_fields)
 _ACTIONS_FIELDS = frozenset(EventActions.model_fields)
-_SESSION_FIELDS = ("id", "app_name", "user_id", "state", "events", "last_update_time")
+_SESSION_FIELDS_SET = set(AdkSession.model_fields)
 
 _ADK_NODE_INFO = _field_type(AdkEvent, "node_info")
 _OPENADK_NODE_INFO = _field_type(Event, "node_info")

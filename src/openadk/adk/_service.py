@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import functools
-import weakref
-from collections.abc import Iterator
+from collections import OrderedDict
 from types import TracebackType
 from typing import Any
 
@@ -32,17 +29,16 @@ from openadk.sessions import BaseSessionService, GetSessionConfig, Session
 __all__ = ["AdkSessionService"]
 
 
-@contextlib.contextmanager
-def _adk_errors() -> Iterator[None]:
-    """Re-raises openadk's errors as google-adk's classes (same messages), chained."""
-    try:
-        yield
-    except AlreadyExistsError as error:
-        raise AdkAlreadyExistsError(error.message) from error
-    except SessionNotFoundError as error:
-        raise AdkSessionNotFoundError(error.message) from error
-    except StaleSessionError as error:
-        raise AdkStaleSessionError(str(error)) from error
+_OPENADK_ERRORS = (AlreadyExistsError, SessionNotFoundError, StaleSessionError)
+
+
+def _adk_error(error: Exception) -> Exception:
+    """google-adk's class for one of openadk's errors (same message)."""
+    if isinstance(error, AlreadyExistsError):
+        return AdkAlreadyExistsError(error.message)
+    if isinstance(error, SessionNotFoundError):
+        return AdkSessionNotFoundError(error.message)
+    return AdkStaleSessionError(str(error))
 
 
 class AdkSessionService(AdkBaseSessionService):
@@ -76,12 +72,20 @@ class AdkSessionService(AdkBaseSessionService):
     ``ValueError``) rather than stored without it.
     """
 
-    def __init__(self, service: BaseSessionService, *, owns_service: bool = False) -> None:
+    def __init__(
+        self,
+        service: BaseSessionService,
+        *,
+        owns_service: bool = False,
+        event_cache_size: int = 50_000,
+    ) -> None:
         """Wraps ``service``.
 
         Args:
             service: Any openadk session service (memory, database, Vertex client, ...).
             owns_service: Close ``service`` when this adapter is closed.
+            event_cache_size: How many converted events to keep for later reads (the least
+                recently read sessions' go first; 0 turns the cache off).
 
         Raises:
             TypeError: ``service`` is not an openadk session service.
@@ -91,41 +95,20 @@ class AdkSessionService(AdkBaseSessionService):
                 f"AdkSessionService wraps an openadk session service (openadk.sessions), got "
                 f"{type(service).__name__}."
             )
+        if not isinstance(event_cache_size, int) or event_cache_size < 0:
+            raise ValueError(f"event_cache_size must be an int >= 0, got {event_cache_size!r}.")
         self._service = service
         self._owns_service = owns_service
-        # id(stored openadk event) -> (weak reference to it, its google-adk twin). The entry
-        # goes when the stored event is freed, so a reused id() never returns a stale twin.
-        self._twins: dict[int, tuple[weakref.ref[Event], AdkEvent]] = {}
+        self._twins = _TwinCache(event_cache_size)
 
     @property
     def service(self) -> BaseSessionService:
         """The wrapped openadk service."""
         return self._service
 
-    # Conversion ------------------------------------------------------------------------------
-
-    def _forget(self, key: int, ref: weakref.ref[Event]) -> None:
-        entry = self._twins.get(key)
-        if entry is not None and entry[0] is ref:
-            del self._twins[key]
-
-    def _adk_events(self, events: list[Event]) -> list[AdkEvent]:
-        twins = self._twins
-        result: list[AdkEvent] = []
-        append = result.append
-        for event in events:
-            key = id(event)
-            entry = twins.get(key)
-            if entry is not None and entry[0]() is event:
-                append(entry[1])
-                continue
-            twin = to_adk_event(event)
-            twins[key] = (weakref.ref(event, functools.partial(self._forget, key)), twin)
-            append(twin)
-        return result
-
     def _adk_session(self, session: Session) -> AdkSession:
-        return to_adk_session(session, self._adk_events(session.events))
+        key = (session.app_name, session.user_id, session.id)
+        return to_adk_session(session, self._twins.convert(key, session.events))
 
     # google-adk's BaseSessionService ---------------------------------------------------------
 
@@ -153,7 +136,7 @@ class AdkSessionService(AdkBaseSessionService):
         Raises:
             google.adk.errors.already_exists_error.AlreadyExistsError: The id is taken.
         """
-        with _adk_errors():
+        try:
             session = await self._service.create_session(
                 app_name=app_name,
                 user_id=user_id,
@@ -163,6 +146,8 @@ class AdkSessionService(AdkBaseSessionService):
                 ttl=ttl,
                 expire_time=expire_time,
             )
+        except _OPENADK_ERRORS as error:
+            raise _adk_error(error) from error
         return self._adk_session(session)
 
     async def get_session(
@@ -180,33 +165,42 @@ class AdkSessionService(AdkBaseSessionService):
                 num_recent_events=config.num_recent_events,
                 after_timestamp=config.after_timestamp,
             )
-        with _adk_errors():
+        try:
             session = await self._service.get_session(
                 app_name=app_name, user_id=user_id, session_id=session_id, config=ours
             )
+        except _OPENADK_ERRORS as error:
+            raise _adk_error(error) from error
         return None if session is None else self._adk_session(session)
 
     async def list_sessions(
         self, *, app_name: str, user_id: str | None = None
     ) -> AdkListSessionsResponse:
         """Lists sessions (merged state, no events), oldest update first."""
-        with _adk_errors():
+        try:
             listed = await self._service.list_sessions(app_name=app_name, user_id=user_id)
+        except _OPENADK_ERRORS as error:
+            raise _adk_error(error) from error
         return AdkListSessionsResponse(
             sessions=[to_adk_session(session, []) for session in listed.sessions]
         )
 
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         """Deletes a session and its events; a no-op when missing."""
-        with _adk_errors():
+        try:
             await self._service.delete_session(
                 app_name=app_name, user_id=user_id, session_id=session_id
             )
+        except _OPENADK_ERRORS as error:
+            raise _adk_error(error) from error
+        self._twins.drop((app_name, user_id, session_id))
 
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         """Returns the user's state without the ``user:`` prefix, ``{}`` when there is none."""
-        with _adk_errors():
+        try:
             return await self._service.get_user_state(app_name=app_name, user_id=user_id)
+        except _OPENADK_ERRORS as error:
+            raise _adk_error(error) from error
 
     async def append_event(self, session: AdkSession, event: AdkEvent) -> AdkEvent:
         """Stores ``event`` and applies it to ``session``, as google-adk's services do.
@@ -246,8 +240,10 @@ class AdkSessionService(AdkBaseSessionService):
             count = 1
         else:
             count = 0
-        with _adk_errors():
+        try:
             await self._service.append_event(shadow, ours)
+        except _OPENADK_ERRORS as error:
+            raise _adk_error(error) from error
         if len(shadow.events) == count:
             return event  # already stored: nothing changed
         event.actions.state_delta = ours.actions.state_delta
@@ -277,3 +273,90 @@ class AdkSessionService(AdkBaseSessionService):
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+_Key = tuple[str, str, str]
+
+
+class _Seen:
+    """The stored events of one session last seen, their twins, and each one's position."""
+
+    __slots__ = ("events", "position", "twins")
+
+    def __init__(self, events: list[Event], twins: list[AdkEvent]) -> None:
+        self.events = events
+        self.twins = twins
+        self.position = {id(event): index for index, event in enumerate(events)}
+
+    def extend(self, events: list[Event], twins: list[AdkEvent]) -> None:
+        start = len(self.events)
+        self.events.extend(events)
+        self.twins.extend(twins)
+        for offset, event in enumerate(events):
+            self.position[id(event)] = start + offset
+
+
+class _TwinCache:
+    """google-adk twins of stored openadk events, so a read converts only events not seen yet.
+
+    openadk's services return the same stored event objects for unchanged events (they are
+    never modified). A read whose events are a run of the ones seen last time (a full read, a
+    window of the last N, after a trim), possibly followed by new ones, reuses the twins of
+    that run (checked object by object, in C) and converts only the new events. Anything else
+    converts every event and starts over. Holding the stored events keeps their ids unique.
+    """
+
+    def __init__(self, max_events: int) -> None:
+        self._max = max_events
+        self._count = 0
+        self._sessions: OrderedDict[_Key, _Seen] = OrderedDict()
+
+    def convert(self, key: _Key, events: list[Event]) -> list[AdkEvent]:
+        if not events:
+            return []
+        seen = self._sessions.get(key)
+        if seen is not None:
+            old = seen.events
+            if (
+                len(events) == len(old)
+                and events[0] is old[0]
+                and events[-1] is old[-1]
+                and events == old
+            ):
+                # The common case, a full read of an unchanged session: one comparison in C
+                # (identity first, so nothing else is compared when the objects are the same).
+                self._sessions.move_to_end(key)
+                return seen.twins.copy()
+            start = seen.position.get(id(events[0]))
+            if start is not None and old[start] is events[0]:
+                run = min(len(events), len(old) - start)
+                end = start + run
+                if events[run - 1] is old[end - 1] and events[:run] == old[start:end]:
+                    twins = seen.twins[start:end]
+                    self._sessions.move_to_end(key)
+                    if run < len(events):
+                        fresh = events[run:]
+                        new = [to_adk_event(event) for event in fresh]
+                        twins.extend(new)
+                        if end == len(old):
+                            seen.extend(fresh, new)
+                            self._count += len(fresh)
+                            self._evict()
+                    return twins
+        twins = [to_adk_event(event) for event in events]
+        if self._max:
+            self.drop(key)
+            self._sessions[key] = _Seen(list(events), list(twins))
+            self._count += len(events)
+            self._evict()
+        return twins
+
+    def drop(self, key: _Key) -> None:
+        seen = self._sessions.pop(key, None)
+        if seen is not None:
+            self._count -= len(seen.events)
+
+    def _evict(self) -> None:
+        while self._count > self._max and self._sessions:
+            _, seen = self._sessions.popitem(last=False)
+            self._count -= len(seen.events)
