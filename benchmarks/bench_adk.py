@@ -7,8 +7,10 @@ the same openadk service directly, and compared with google-adk's own services, 
 Operations, each on a session already holding N events:
 
 - ``get_session``: the full history (what the Runner reads at the start of every turn);
-- ``append_event``: one event of ~200 characters of text and a small state delta (the session
-  grows by the events appended while timing, a few percent of N).
+- ``append_event``: one event of ~200 characters of text and a small state delta (each round
+  times 40 appends on a fresh session filled to N events first, untimed);
+- a turn: ``get_session`` then four ``append_event`` calls, what a ``Runner`` does for one
+  user message with one tool call.
 
 Backends: the in-memory service (google-adk's ``InMemorySessionService`` alongside) and
 ``DatabaseSessionService`` on a SQLite file (google-adk's ``DatabaseSessionService`` on the same
@@ -90,6 +92,17 @@ class Subject:
 
         return call
 
+    def turn(self) -> Call:
+        """What a Runner does per turn: read the session, append four events."""
+        get, append = self.get(), self.append()
+
+        async def call() -> None:
+            self.session = await get()
+            for _ in range(4):
+                await append()
+
+        return call
+
     def append(self) -> Call:
         def call() -> Awaitable[Any]:
             self.appended += 1
@@ -139,6 +152,27 @@ def fmt(seconds: float) -> str:
     return f"{seconds * 1e6:.1f} µs"
 
 
+async def time_fresh(
+    subjects: tuple[Subject, ...], size: int, op: str, rounds: int, appends: int
+) -> dict[str, float]:
+    """Median per-call seconds of appends (or turns) on sessions of ``size`` events.
+
+    Every round gives each subject a fresh session filled to ``size`` events (not timed), then
+    times ``appends`` appends (``appends // 4`` turns), so every measurement is at the same size.
+    """
+    times: dict[str, list[float]] = {s.name: [] for s in subjects}
+    for r in range(rounds + 1):  # the first round warms up
+        order = list(subjects[r % len(subjects) :] + subjects[: r % len(subjects)])
+        for subject in order:
+            await subject.fill(size, f"fresh-{r}")
+            call = subject.turn() if op.startswith("turn") else subject.append()
+            n = appends // 4 if op.startswith("turn") else appends
+            elapsed = await run_batch(call, n)
+            if r:
+                times[subject.name].append(elapsed)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 async def backend_rows(
     label: str, make: Callable[[], tuple[Any, Any]], rounds: int, target: float
 ) -> list[tuple[str, ...]]:
@@ -153,12 +187,12 @@ async def backend_rows(
         subjects = (direct, through, google)
         for subject in subjects:
             await subject.fill(size, "s")
-        for op in ("get_session", "append_event"):
-            calls = {s.name: (s.get() if op == "get_session" else s.append()) for s in subjects}
-            # Appends grow the session: keep them to a few percent of it (and few for google-adk,
-            # whose append slows as the session grows).
-            max_calls = 20_000 if op == "get_session" else max(50, size // 10)
-            result = await measure(calls, rounds, target, max_calls)
+        for op in ("get_session", "append_event", "turn (get + 4 appends)"):
+            if op == "get_session":
+                calls = {s.name: s.get() for s in subjects}
+                result = await measure(calls, rounds, target, 20_000)
+            else:
+                result = await time_fresh(subjects, size, op, rounds, appends=40)
             rows.append(
                 (
                     label,

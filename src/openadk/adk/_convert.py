@@ -158,24 +158,19 @@ def to_adk_event(event: Event) -> AdkEvent:
 
 
 def to_adk_session(session: Session, events: list[AdkEvent]) -> AdkSession:
-    """A google-adk Session with ``session``'s fields (state not copied) and ``events``."""
+    """A google-adk Session of ``session``'s fields and ``events``.
+
+    Takes over ``session``'s field and private dicts (the two models declare the same fields
+    and the same private marker): ``session`` must not be used afterwards.
+    """
+    values = session.__dict__
+    values["events"] = events
     model = AdkSession.__new__(AdkSession)
-    _set(
-        model,
-        "__dict__",
-        {
-            "id": session.id,
-            "app_name": session.app_name,
-            "user_id": session.user_id,
-            "state": session.state,
-            "events": events,
-            "last_update_time": session.last_update_time,
-        },
-    )
+    _set(model, "__dict__", values)
     # Shared: every field is in it, so pydantic's add() on assignment never changes it.
     _set(model, "__pydantic_fields_set__", _SESSION_FIELDS_SET)
     _set(model, "__pydantic_extra__", None)
-    _set(model, "__pydantic_private__", {"_storage_update_marker": session._storage_update_marker})
+    _set(model, "__pydantic_private__", session.__pydantic_private__)
     return model
 
 

@@ -181,7 +181,7 @@ class AdkSessionService(AdkBaseSessionService):
             listed = await self._service.list_sessions(app_name=app_name, user_id=user_id)
         except _OPENADK_ERRORS as error:
             raise _adk_error(error) from error
-        return AdkListSessionsResponse(
+        return AdkListSessionsResponse.model_construct(
             sessions=[to_adk_session(session, []) for session in listed.sessions]
         )
 
