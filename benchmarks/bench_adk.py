@@ -8,7 +8,7 @@ Operations, each on a session already holding N events:
 
 - ``get_session``: the full history (what the Runner reads at the start of every turn);
 - ``append_event``: one event of ~200 characters of text and a small state delta (each round
-  times 40 appends on a fresh session filled to N events first, untimed);
+  times 80 appends on a fresh session filled to N events first, untimed);
 - a turn: ``get_session`` then four ``append_event`` calls, what a ``Runner`` does for one
   user message with one tool call.
 
@@ -164,7 +164,7 @@ async def time_fresh(
     for r in range(rounds + 1):  # the first round warms up
         order = list(subjects[r % len(subjects) :] + subjects[: r % len(subjects)])
         for subject in order:
-            await subject.fill(size, f"fresh-{r}")
+            await subject.fill(size, f"fresh-{op[:4]}-{r}")
             call = subject.turn() if op.startswith("turn") else subject.append()
             n = appends // 4 if op.startswith("turn") else appends
             elapsed = await run_batch(call, n)
@@ -192,7 +192,7 @@ async def backend_rows(
                 calls = {s.name: s.get() for s in subjects}
                 result = await measure(calls, rounds, target, 20_000)
             else:
-                result = await time_fresh(subjects, size, op, rounds, appends=40)
+                result = await time_fresh(subjects, size, op, rounds, appends=80)
             rows.append(
                 (
                     label,
