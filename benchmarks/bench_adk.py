@@ -2,7 +2,9 @@
 
 What a google-adk ``Runner`` pays for using openadk through the adapter, compared with calling
 the same openadk service directly, and compared with google-adk's own services, on sessions of
-0, 100 and 1,000 events. All in one process, interleaved rounds, medians; reported as ratios.
+0, 100 and 1,000 events. All in one process, in interleaved rounds; each figure is the fastest
+round (the least disturbed by other work on a shared machine; ``--median`` takes medians
+instead), and the table reports ratios.
 
 Operations, each on a session already holding N events:
 
@@ -50,6 +52,8 @@ SIZES = (0, 100, 1_000)
 TEXT = ("The quick brown fox jumps over the lazy dog while the agent ponders state. " * 3)[:200]
 
 Call = Callable[[], Awaitable[Any]]
+# How the rounds of one measurement are summarised: min by default, median with --median.
+AGGREGATE: list[Callable[[list[float]], float]] = [min]
 
 
 def make_event(adk: bool, i: int) -> Any:
@@ -135,7 +139,7 @@ async def calibrate(call: Call, target: float, max_calls: int) -> int:
 async def measure(
     calls: dict[str, Call], rounds: int, target: float, max_calls: int
 ) -> dict[str, float]:
-    """Median per-call seconds of each call, in interleaved rounds (order rotates)."""
+    """Per-call seconds of each call: the fastest of interleaved rounds (order rotates)."""
     sizes = {name: await calibrate(call, target, max_calls) for name, call in calls.items()}
     times: dict[str, list[float]] = {name: [] for name in calls}
     names = list(calls)
@@ -143,7 +147,7 @@ async def measure(
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             times[name].append(await run_batch(calls[name], sizes[name]))
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {name: AGGREGATE[0](values) for name, values in times.items()}
 
 
 def fmt(seconds: float) -> str:
@@ -155,7 +159,7 @@ def fmt(seconds: float) -> str:
 async def time_fresh(
     subjects: tuple[Subject, ...], size: int, op: str, rounds: int, appends: int
 ) -> dict[str, float]:
-    """Median per-call seconds of appends (or turns) on sessions of ``size`` events.
+    """Per-call seconds of appends (or turns) on sessions of ``size`` events (fastest round).
 
     Every round gives each subject a fresh session filled to ``size`` events (not timed), then
     times ``appends`` appends (``appends // 4`` turns), so every measurement is at the same size.
@@ -170,7 +174,7 @@ async def time_fresh(
             elapsed = await run_batch(call, n)
             if r:
                 times[subject.name].append(elapsed)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {name: AGGREGATE[0](values) for name, values in times.items()}
 
 
 async def backend_rows(
@@ -258,7 +262,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--target-seconds", type=float, default=0.2)
     parser.add_argument("--only", choices=("memory", "sqlite"), default=None)
+    parser.add_argument("--median", action="store_true", help="medians instead of the fastest")
     args = parser.parse_args()
+    if args.median:
+        AGGREGATE[0] = statistics.median
     asyncio.run(main_async(args.rounds, args.target_seconds, args.only))
 
 
