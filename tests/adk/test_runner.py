@@ -340,3 +340,19 @@ async def test_a_small_cache_still_reads_right(backend: str, tmp_path: Path) -> 
                 read = await service.get_session(app_name=app, user_id="u", session_id=session.id)
                 assert read is not None
                 assert [e.id for e in read.events] == [e.id for e in session.events]
+
+
+async def test_runner_on_the_vertex_client_against_openadk_serve() -> None:
+    from tests.contract.backends import _memory, _vertex_over
+
+    client = await _vertex_over(_memory)()
+    app = str(uuid.uuid4().int % 10**12)  # the Sessions API's app name is an engine id
+    async with AdkSessionService(client, owns_service=True) as service:
+        await converse(service, app, "s1")
+        ours = await service.get_session(app_name=app, user_id="u", session_id="s1")
+    async with AdkSessionService(InMemorySessionService(), owns_service=True) as memory:
+        await converse(memory, app, "s1")
+        reference = await memory.get_session(app_name=app, user_id="u", session_id="s1")
+    assert ours is not None and reference is not None
+    assert [comparable(e) for e in ours.events] == [comparable(e) for e in reference.events]
+    assert ours.state == reference.state
