@@ -20,11 +20,12 @@ import pytest
 from google.adk.events import Event as AdkEvent
 from google.adk.events import EventActions as AdkEventActions
 from google.adk.sessions import DatabaseSessionService as AdkDatabaseSessionService
+from google.adk.sessions.base_session_service import GetSessionConfig as AdkGetSessionConfig
 from google.adk.sessions.sqlite_session_service import SqliteSessionService
 from google.genai import types
 
 from openadk.adk import AdkSessionService
-from openadk.sessions import DatabaseSessionService
+from openadk.sessions import DatabaseSessionService, SqliteServiceFileReader
 from openadk.testing._contract import full_event
 from tests.cli.test_admin import cli
 from tests.contract.backends import MYSQL, POSTGRES
@@ -155,3 +156,86 @@ def test_the_service_refuses_the_file_and_says_how_to_copy_it(
 
     asyncio.run(use())
     assert digest(path) == before
+
+
+def test_openadk_reads_the_file_in_place(
+    adk_file: tuple[Path, str, dict[str, dict[str, Any]]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path, app, expected = adk_file
+    monkeypatch.chdir(tmp_path)
+    before = digest(path)
+
+    async def read() -> None:
+        google = SqliteSessionService(str(path))
+        # The path as google-adk's CLI spells it, relative to the working directory.
+        reader = SqliteServiceFileReader("sqlite:///agent/.adk/session.db")
+        adapter = AdkSessionService(reader)
+        for user, sid in (("u1", "s1"), ("u2", "s2")):
+            mine = await reader.get_session(app_name=app, user_id=user, session_id=sid)
+            through = await adapter.get_session(app_name=app, user_id=user, session_id=sid)
+            assert mine is not None and through is not None
+            assert comparable(mine) == expected[sid] == comparable(through)
+        for config in (
+            AdkGetSessionConfig(num_recent_events=2),
+            AdkGetSessionConfig(num_recent_events=0),
+            AdkGetSessionConfig(after_timestamp=0.0, num_recent_events=3),
+        ):
+            theirs = await google.get_session(
+                app_name=app, user_id="u1", session_id="s1", config=config
+            )
+            through = await adapter.get_session(
+                app_name=app, user_id="u1", session_id="s1", config=config
+            )
+            assert theirs is not None and through is not None
+            assert comparable(through) == comparable(theirs)
+        assert await reader.get_session(app_name=app, user_id="u1", session_id="nope") is None
+        listed = await reader.list_sessions(app_name=app)
+        theirs_listed = await google.list_sessions(app_name=app)
+        assert [(s.id, s.state) for s in listed.sessions] == [
+            (s.id, s.state) for s in theirs_listed.sessions
+        ]
+        page = await reader.list_sessions(app_name=app, limit=1)
+        assert [s.id for s in page.sessions] == ["s1"] and page.next_page_token
+        rest = await reader.list_sessions(app_name=app, limit=1, page_token=page.next_page_token)
+        assert [s.id for s in rest.sessions] == ["s2"] and rest.next_page_token is None
+        first = await reader.list_events(app_name=app, user_id="u1", session_id="s1", limit=3)
+        more = await reader.list_events(
+            app_name=app, user_id="u1", session_id="s1", page_token=first.next_page_token
+        )
+        assert len(first.events) == 3 and len(more.events) == 1
+        user_state = await reader.get_user_state(app_name=app, user_id="u1")
+        assert user_state == await google.get_user_state(app_name=app, user_id="u1")
+        assert user_state["lang"] == "en" and user_state["seen"] == 2
+
+        # Writes are refused with the way out, and nothing changes.
+        session = await reader.get_session(app_name=app, user_id="u1", session_id="s1")
+        assert session is not None
+        with pytest.raises(ValueError, match="openadk migrate-from"):
+            await reader.append_event(session, full_event())
+        with pytest.raises(ValueError, match="openadk migrate-from"):
+            await reader.create_session(app_name=app, user_id="u1")
+        with pytest.raises(ValueError, match="openadk migrate-from"):
+            await reader.delete_session(app_name=app, user_id="u1", session_id="s1")
+
+    asyncio.run(read())
+    assert digest(path) == before
+
+
+def test_the_reader_refuses_other_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not postgresql://"):
+        SqliteServiceFileReader("postgresql://h/db")
+    missing = SqliteServiceFileReader(tmp_path / "missing.db")
+    with pytest.raises(ValueError, match="does not exist"):
+        asyncio.run(missing.list_sessions(app_name="a"))
+    assert not (tmp_path / "missing.db").exists()
+    v1 = tmp_path / "v1.db"
+
+    async def make_v1() -> None:
+        async with DatabaseSessionService(f"sqlite:///{v1}") as service:
+            await service.create_session(app_name="a", user_id="u")
+
+    asyncio.run(make_v1())
+    with pytest.raises(ValueError, match="not a google-adk SqliteSessionService file"):
+        asyncio.run(SqliteServiceFileReader(v1).list_sessions(app_name="a"))

@@ -42,6 +42,7 @@ EXPECTED = {
         "ListSessionsResponse",
         "Session",
         "SessionNotFoundError",
+        "SqliteServiceFileReader",
         "StaleSessionError",
         "State",
         "VertexAiSessionService",
