@@ -10,8 +10,8 @@ openadk's own services hand them out).
 
 Only the few models each library defines itself are rebuilt: ``EventActions``, ``NodeInfo``,
 ``CacheMetadata``, ``EventCompaction``, ``ToolConfirmation``, ``UiWidget``; and
-``requested_auth_configs``, which google-adk types as its ``AuthConfig`` model and openadk keeps
-as the JSON google-adk stores.
+``requested_auth_configs``, which google-adk holds as its ``AuthConfig`` model and openadk as
+JSON (dumped by alias, so it validates back into the same security scheme).
 """
 
 from __future__ import annotations
