@@ -64,3 +64,29 @@ def test_redis_schemes_follow_the_redis_service() -> None:
     if not has_redis:
         with pytest.raises(ValueError, match="no RedisSessionService"):
             service_for_uri("openadk+redis://127.0.0.1:6379/2")
+
+
+@pytest.mark.asyncio
+async def test_services_yaml_can_name_the_factory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from google.adk.cli.service_registry import get_service_registry, load_services_module
+
+    (tmp_path / "services.yaml").write_text(
+        "services:\n"
+        "  - scheme: openadk+sqlite\n"
+        "    type: session\n"
+        "    class: openadk.adk.service_for_uri\n"
+    )
+    monkeypatch.setattr(sys, "path", list(sys.path))  # load_services_module adds the folder
+    load_services_module(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    service = get_service_registry().create_session_service(
+        "openadk+sqlite:///yaml.db", agents_dir=str(tmp_path)
+    )
+    assert isinstance(service, AdkSessionService)
+    await service.create_session(app_name="a", user_id="u")
+    await service.close()
+    assert (tmp_path / "yaml.db").exists()
