@@ -7,6 +7,7 @@ Each user turn is answered in two model calls: a call of the ``remember`` tool (
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -31,6 +32,7 @@ class CannedLlm(BaseLlm):
     async def generate_content_async(
         self, llm_request: LlmRequest, stream: bool = False
     ) -> AsyncGenerator[LlmResponse, None]:
+        await asyncio.sleep(0)  # a real model call suspends: concurrent runs interleave here
         last = llm_request.contents[-1]
         parts = last.parts or []
         response = next((p.function_response for p in parts if p.function_response), None)

@@ -243,6 +243,22 @@ async def test_concurrent_runs_on_one_session_lose_nothing_when_merging(
         times = [e.timestamp for e in stored.events]
         assert times == sorted(times)
 
+    # The same two runs without merging: the runs really interleave, so one of them is stale.
+    async with AdkSessionService(build_service(backend, tmp_path), owns_service=True) as strict:
+        runner = Runner(app_name=app, agent=build_agent(), session_service=strict)
+        await strict.create_session(app_name=app, user_id="u", session_id="strict")
+
+        async def run_strict(text: str) -> None:
+            async for _ in runner.run_async(
+                user_id="u", session_id="strict", new_message=user_text(text)
+            ):
+                pass
+
+        outcomes = await asyncio.gather(
+            run_strict("I like tea"), run_strict("I like jam"), return_exceptions=True
+        )
+        assert any(isinstance(o, AdkStaleSessionError) for o in outcomes), outcomes
+
 
 async def test_rewind_through_the_adapter(adapter: AdkSessionService) -> None:
     app = f"rewind-{uuid.uuid4().hex[:8]}"
