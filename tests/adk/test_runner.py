@@ -372,3 +372,26 @@ async def test_runner_on_the_vertex_client_against_openadk_serve() -> None:
     assert ours is not None and reference is not None
     assert [comparable(e) for e in ours.events] == [comparable(e) for e in reference.events]
     assert ours.state == reference.state
+
+
+async def test_another_google_adk_shape_goes_through_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a google-adk whose models differ from 2.13's, conversion falls back to JSON."""
+    from openadk.adk import _convert
+
+    monkeypatch.setattr(_convert, "_SAME_SHAPE", False)
+    app = f"shape-{uuid.uuid4().hex[:8]}"
+    async with AdkSessionService(build_service("sqlite", tmp_path), owns_service=True) as service:
+        await converse(service, app, "s")
+        ours = await service.get_session(app_name=app, user_id="u", session_id="s")
+    monkeypatch.setattr(_convert, "_SAME_SHAPE", True)
+    async with AdkSessionService(InMemorySessionService(), owns_service=True) as memory:
+        await converse(memory, app, "s")
+        reference = await memory.get_session(app_name=app, user_id="u", session_id="s")
+    assert ours is not None and reference is not None
+    assert [comparable(e) for e in ours.events] == [comparable(e) for e in reference.events]
+    assert ours.state == reference.state
+    monkeypatch.setattr(_convert, "_SAME_SHAPE", False)
+    with pytest.raises(UnknownFieldError):
+        _convert.to_openadk_event(NewerEvent(author="user", sentiment="sad"))

@@ -124,7 +124,7 @@ def to_openadk_event(event: AdkEvent) -> Event:
             2.13 does not define, holding a value.
         TypeError: ``event`` is not a google-adk Event.
     """
-    if type(event) is AdkEvent and type(event.actions) is AdkEventActions:
+    if _SAME_SHAPE and type(event) is AdkEvent and type(event.actions) is AdkEventActions:
         values = dict(event.__dict__)
     else:
         if not isinstance(event, AdkEvent):
@@ -132,6 +132,9 @@ def to_openadk_event(event: AdkEvent) -> Event:
                 f"append_event() needs a google.adk.events.Event, got {type(event).__name__}."
             )
         _check_known(event)
+        if not _SAME_SHAPE:
+            # Another google-adk version, whose models have other fields: through JSON.
+            return Event.model_validate_json(event.model_dump_json(exclude_none=True))
         fields = event.__dict__
         values = {name: fields[name] for name in _EVENT_FIELDS}
     actions = values["actions"]
@@ -148,6 +151,9 @@ def to_openadk_event(event: AdkEvent) -> Event:
 
 def to_adk_event(event: Event) -> AdkEvent:
     """The google-adk twin of an openadk event, sharing its field values."""
+    if not _SAME_SHAPE:
+        # Another google-adk version, whose models have other fields: through JSON.
+        return AdkEvent.model_validate_json(event.model_dump_json(exclude_none=True))
     values = dict(event.__dict__)
     values["actions"] = _actions(values["actions"], AdkEventActions, to_adk=True)
     values["node_info"] = _convert_nested(values["node_info"], _ADK_NODE_INFO)
@@ -163,6 +169,17 @@ def to_adk_session(session: Session, events: list[AdkEvent]) -> AdkSession:
     Takes over ``session``'s field and private dicts (the two models declare the same fields
     and the same private marker): ``session`` must not be used afterwards.
     """
+    if not _SAME_SHAPE:
+        built = AdkSession.model_construct(
+            id=session.id,
+            app_name=session.app_name,
+            user_id=session.user_id,
+            state=session.state,
+            events=events,
+            last_update_time=session.last_update_time,
+        )
+        built._storage_update_marker = session._storage_update_marker
+        return built
     values = session.__dict__
     values["events"] = events
     model = AdkSession.__new__(AdkSession)
@@ -202,3 +219,13 @@ _ADK_CONFIRMATION = _field_type(AdkEventActions, "requested_tool_confirmations")
 _OPENADK_CONFIRMATION = _field_type(EventActions, "requested_tool_confirmations")
 _ADK_WIDGET = _field_type(AdkEventActions, "render_ui_widgets")
 _OPENADK_WIDGET = _field_type(EventActions, "render_ui_widgets")
+
+# google-adk 2.13's models declare exactly openadk's fields; another version may not, and then
+# events are converted through JSON and checked for fields openadk would drop.
+_SAME_SHAPE = (
+    set(AdkEvent.model_fields) == set(_EVENT_FIELDS)
+    and set(AdkEventActions.model_fields) == _ACTIONS_FIELDS
+    and set(_ADK_NODE_INFO.model_fields) == set(_OPENADK_NODE_INFO.model_fields)
+    and set(_ADK_CACHE.model_fields) == set(_OPENADK_CACHE.model_fields)
+    and set(AdkSession.model_fields) == set(Session.model_fields)
+)
