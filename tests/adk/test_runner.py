@@ -395,3 +395,24 @@ async def test_another_google_adk_shape_goes_through_json(
     monkeypatch.setattr(_convert, "_SAME_SHAPE", False)
     with pytest.raises(UnknownFieldError):
         _convert.to_openadk_event(NewerEvent(author="user", sentiment="sad"))
+
+
+async def test_run_config_get_session_config_reaches_the_service(
+    adapter: AdkSessionService,
+) -> None:
+    from google.adk.agents.run_config import RunConfig
+
+    app = f"config-{uuid.uuid4().hex[:8]}"
+    await converse(adapter, app, "s")
+    runner = Runner(app_name=app, agent=build_agent(), session_service=adapter)
+    config = RunConfig(get_session_config=AdkGetSessionConfig(num_recent_events=2))
+    events = [
+        event
+        async for event in runner.run_async(
+            user_id="u", session_id="s", new_message=user_text("I like owls"), run_config=config
+        )
+    ]
+    assert events[-1].content is not None
+    assert events[-1].content.parts[0].text == "Noted: I like owls (turn 1)"  # saw 2 events only
+    stored = await adapter.get_session(app_name=app, user_id="u", session_id="s")
+    assert stored is not None and len(stored.events) == 12
