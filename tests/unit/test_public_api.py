@@ -9,12 +9,20 @@ import sys
 import pytest
 
 import openadk
+import openadk.adk
 import openadk.errors
 import openadk.events
 import openadk.sessions
 import openadk.testing
 
 EXPECTED = {
+    openadk.adk: [
+        "AdkSessionService",
+        "UnknownFieldError",
+        "register",
+        "schemes",
+        "service_for_uri",
+    ],
     openadk.events: [
         "CacheMetadata",
         "Event",
@@ -34,6 +42,7 @@ EXPECTED = {
         "ListSessionsResponse",
         "Session",
         "SessionNotFoundError",
+        "SqliteServiceFileReader",
         "StaleSessionError",
         "State",
         "VertexAiSessionService",

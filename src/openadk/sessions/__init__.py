@@ -22,6 +22,7 @@ from openadk.sessions._state import State
 
 if TYPE_CHECKING:  # pragma: no cover
     from openadk.sessions._database import DatabaseSessionService
+    from openadk.sessions._sqlite_service_file import SqliteServiceFileReader
     from openadk.sessions._vertex import VertexAiSessionService
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "ListSessionsResponse",
     "Session",
     "SessionNotFoundError",
+    "SqliteServiceFileReader",
     "StaleSessionError",
     "State",
     "VertexAiSessionService",
@@ -42,6 +44,7 @@ __all__ = [
 # Backends that need an optional dependency: name -> module, imported on first access.
 _LAZY: dict[str, str] = {
     "DatabaseSessionService": "openadk.sessions._database",
+    "SqliteServiceFileReader": "openadk.sessions._sqlite_service_file",
     "VertexAiSessionService": "openadk.sessions._vertex",
 }
 

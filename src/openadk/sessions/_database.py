@@ -1312,5 +1312,7 @@ def _check_layout(sync_conn: Any) -> None:
         if update_type is not None and str(update_type["type"]).upper() in ("REAL", "FLOAT"):
             raise ValueError(
                 "This SQLite file was written by google-adk's SqliteSessionService, whose layout "
-                "differs from google-adk's DatabaseSessionService schema that openadk uses."
+                "differs from google-adk's DatabaseSessionService schema that openadk uses. Copy "
+                "it into a database openadk uses (it only reads the file): openadk migrate-from "
+                "sqlite:///PATH/TO/session.db sqlite:///sessions.db"
             )

@@ -345,7 +345,13 @@ def _status_of(url: str, layout: Layout) -> SchemaStatus:
     recorded = bool(layout.stamped)
     current: str | None = layout.stamped[-1] if recorded else None
     problem = None
-    if layout.kind in ("sqlite_service", "unknown_version"):
+    if layout.kind == "sqlite_service":
+        problem = (
+            f"The database holds {layout.describe()} (adk web's .adk/session.db), which openadk "
+            f"does not use in place; copy it into a database openadk uses with `openadk "
+            f"migrate-from {_dialects.redact_url(url)} DEST_URL` (it only reads the file)."
+        )
+    elif layout.kind == "unknown_version":
         problem = f"The database holds {layout.describe()}, which openadk cannot upgrade."
     elif current is not None and current not in REVISIONS:
         problem = (
