@@ -22,6 +22,7 @@ from openadk.sessions import BaseSessionService, InMemorySessionService
 
 POSTGRES = os.environ.get("OPENADK_TEST_POSTGRES", "postgres@127.0.0.1:5432/test")
 MYSQL = os.environ.get("OPENADK_TEST_MYSQL", "root@127.0.0.1:3306/test")
+REDIS = os.environ.get("OPENADK_TEST_REDIS", "redis://127.0.0.1:6379/3")
 SQLITE_DIR = tempfile.mkdtemp(prefix="openadk-contract-")
 
 
@@ -66,6 +67,20 @@ async def _sqlite_sync_engine(**kwargs: Any) -> BaseSessionService:
         f"sqlite:///{SQLITE_DIR}/contract-sync.db", connect_args={"check_same_thread": False}
     )
     return DatabaseSessionService(db_engine=engine, **kwargs)
+
+
+async def _redis(**kwargs: Any) -> BaseSessionService:
+    from openadk.sessions import RedisSessionService
+
+    return RedisSessionService(REDIS, key_prefix="contract:", **kwargs)
+
+
+async def _redis_cluster(**kwargs: Any) -> BaseSessionService:
+    """A real Redis Cluster of three masters, started once for the session (tests/redis_cluster)."""
+    from openadk.sessions import RedisSessionService
+    from tests.backends.redis_cluster import shared_cluster
+
+    return RedisSessionService(shared_cluster().url, key_prefix="contract:", **kwargs)
 
 
 def _vertex_over(
@@ -153,6 +168,8 @@ BACKENDS: list[Backend] = [
     Backend("postgres-psycopg", _database(f"postgresql+psycopg://{POSTGRES}")),
     Backend("mariadb-aiomysql", _database(f"mysql+aiomysql://{MYSQL}?charset=utf8mb4")),
     Backend("mariadb-asyncmy", _database(f"mysql+asyncmy://{MYSQL}?charset=utf8mb4")),
+    Backend("redis", _redis),
+    Backend("redis-cluster", _redis_cluster),
     Backend("vertex-rest-memory", _vertex_over(_memory), _VERTEX_GAPS),
     Backend(
         "vertex-rest-sqlite",
