@@ -6,8 +6,10 @@ what it means for users (durability, expiry, cluster).
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import datetime
+import inspect
 import json
 import re
 import time
@@ -55,9 +57,7 @@ try:
 except ModuleNotFoundError as exc:  # pragma: no cover - exercised without the extra
     if exc.name not in ("redis", "redis.asyncio"):
         raise
-    raise ImportError(
-        "RedisSessionService needs redis-py: pip install 'openadk[redis]'"
-    ) from exc
+    raise ImportError("RedisSessionService needs redis-py: pip install 'openadk[redis]'") from exc
 
 __all__ = ["REDIS_SCHEMES", "RedisSessionService", "is_redis_url", "redact_redis_url"]
 
@@ -202,10 +202,24 @@ class RedisSessionService(BaseSessionService):
         self._client = client
         self._cluster = isinstance(client, RedisCluster)
         self._closed = False
+        # redis-py's cluster client loads the slot map on its first command; commands issued
+        # concurrently before it has one all go to the startup node, get MOVED, and after a few
+        # MOVED replies the client closes every connection, in-flight ones included (another
+        # task then writes to a closed transport). So the map is loaded once, up front.
+        self._ready = not self._cluster
+        self._ready_lock = asyncio.Lock()
         self._scripts = {
             name: client.register_script(getattr(scripts, name))
-            for name in ("CREATE", "APPEND", "APP_SIDE", "GET", "LIST_EVENTS", "DELETE")
-            + ("DELETE_USER", "TRIM")
+            for name in (
+                "CREATE",
+                "APPEND",
+                "APP_SIDE",
+                "GET",
+                "LIST_EVENTS",
+                "DELETE",
+                "DELETE_USER",
+                "TRIM",
+            )
         }
 
     def __repr__(self) -> str:
@@ -239,11 +253,24 @@ class RedisSessionService(BaseSessionService):
     async def _call(self, call: Awaitable[_T]) -> _T:
         """Awaits a Redis call; driver errors become `StorageError` (chained)."""
         try:
+            if not self._ready:
+                try:
+                    await self._load_slots()
+                except BaseException:
+                    if inspect.iscoroutine(call):
+                        call.close()  # never started: no "never awaited" warning
+                    raise
             return await call
         except RedisError as error:
             raise StorageError(f"Redis at {self._url} failed: {error}") from error
         except OSError as error:
             raise StorageError(f"Redis at {self._url} is unreachable: {error}") from error
+
+    async def _load_slots(self) -> None:
+        async with self._ready_lock:
+            if not self._ready:
+                await self._client.initialize()
+                self._ready = True
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
         return await self._call(self._scripts[name](keys=keys, args=args))
@@ -571,7 +598,7 @@ class RedisSessionService(BaseSessionService):
     async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         keys = self._keys(app_name, user_id)
         member = self._member(user_id, session_id)
-        script_keys = keys.session(session_id) + [keys.uidx]
+        script_keys = [*keys.session(session_id), keys.uidx]
         if not self._cluster:
             script_keys.append(keys.aidx)
         await self._script("DELETE", script_keys, [session_id, member])
@@ -708,8 +735,6 @@ def _parse_events(items: list[bytes], where: dict[str, str]) -> list[Event]:
 
 
 async def _gather(*calls: Awaitable[Any]) -> list[Any]:
-    import asyncio
-
     return list(await asyncio.gather(*calls))
 
 
@@ -722,5 +747,9 @@ def _connect(url: str, max_connections: int) -> Any:
     options: dict[str, Any] = {"retry": Retry(NoBackoff(), 0), "decode_responses": False}
     if scheme.endswith("+cluster"):
         plain = scheme[: -len("+cluster")] + "://" + rest
-        return RedisCluster.from_url(plain, max_connections=max_connections, **options)
+        # reinitialize_steps=0: on MOVED (a resharding) patch the one slot instead of closing
+        # every connection of the client, which would break other tasks' commands in flight.
+        return RedisCluster.from_url(
+            plain, max_connections=max_connections, reinitialize_steps=0, **options
+        )
     return redis_asyncio.from_url(url, max_connections=max_connections, **options)

@@ -20,7 +20,7 @@ into an int.
 
 from __future__ import annotations
 
-__all__ = ["APP_SIDE", "APPEND", "CREATE", "DELETE", "DELETE_USER", "GET", "LIST_EVENTS", "TRIM"]
+__all__ = ["APPEND", "APP_SIDE", "CREATE", "DELETE", "DELETE_USER", "GET", "LIST_EVENTS", "TRIM"]
 
 _COMMON = r"""
 local function fmt(x) return string.format('%.17g', x) end
@@ -62,7 +62,8 @@ CREATE = (
     + r"""
 -- KEYS: s e t uidx ustate [aidx astate]
 -- ARGV: clock now gen exist_ok exp sl expiry_mode sid member app user ns nu na pairs...
-local s, e, t, uidx, ustate, aidx, astate = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local s, e, t = KEYS[1], KEYS[2], KEYS[3]
+local uidx, ustate, aidx, astate = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local clock, now = tonumber(ARGV[1]), ARGV[2]
 local sid, member = ARGV[8], ARGV[9]
 local old_exp = redis.call('HGET', s, 'exp')
@@ -117,7 +118,8 @@ APPEND = (
     + r"""
 -- KEYS: s e t uidx ustate [aidx astate]
 -- ARGV: clock event_id requested_ts body marker local_last on_stale sid member ns nu na pairs...
-local s, e, t, uidx, ustate, aidx, astate = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local s, e, t = KEYS[1], KEYS[2], KEYS[3]
+local uidx, ustate, aidx, astate = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local clock, event_id = tonumber(ARGV[1]), ARGV[2]
 if not live(s, clock) then return {'missing'} end
 if redis.call('ZSCORE', t, event_id) then
