@@ -32,6 +32,7 @@ EXPECTED = {
         "InMemorySessionService",
         "ListEventsResponse",
         "ListSessionsResponse",
+        "RedisSessionService",
         "Session",
         "SessionNotFoundError",
         "StaleSessionError",

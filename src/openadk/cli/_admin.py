@@ -247,9 +247,9 @@ def run_admin(args: argparse.Namespace, db_url: str) -> int:
 
 
 async def _with_service(db_url: str, body: Callable[[Any], Awaitable[int]]) -> int:
-    from openadk.sessions import DatabaseSessionService
+    from openadk.sessions._urls import open_service
 
-    service = DatabaseSessionService(db_url)
+    service = open_service(db_url)
     try:
         return await body(service)
     finally:

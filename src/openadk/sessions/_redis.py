@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import TypeAdapter
 
@@ -47,6 +46,7 @@ from openadk.sessions._session import (
     ListSessionsResponse,
     Session,
 )
+from openadk.sessions._urls import normalize_redis_url, redact_redis_url
 
 try:
     import redis.asyncio as redis_asyncio
@@ -59,10 +59,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - exercised without the e
         raise
     raise ImportError("RedisSessionService needs redis-py: pip install 'openadk[redis]'") from exc
 
-__all__ = ["REDIS_SCHEMES", "RedisSessionService", "is_redis_url", "redact_redis_url"]
-
-REDIS_SCHEMES = ("redis", "rediss", "redis+cluster", "rediss+cluster", "unix")
-"""URL schemes this service takes; ``+cluster`` connects to a Redis Cluster."""
+__all__ = ["RedisSessionService"]
 
 _T = TypeVar("_T")
 _EVENT_LIST = TypeAdapter(list[Event])
@@ -73,25 +70,6 @@ _ESCAPED = re.compile(r"[%:{}*?\[\]\\]")
 _SLIDING: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "openadk_redis_sliding", default=None
 )
-
-
-def is_redis_url(url: str) -> bool:
-    """Whether ``url`` is one this service takes (``redis://``, ``rediss://``, ``+cluster``)."""
-    scheme, sep, _ = url.strip().partition("://")
-    return bool(sep) and scheme.lower() in REDIS_SCHEMES
-
-
-def redact_redis_url(url: str) -> str:
-    """``url`` with its password shown as ``***``."""
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return "<unparseable Redis URL>"
-    if parts.password is None:
-        return url.strip()
-    netloc = parts.netloc.rpartition("@")
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
 
 
 def _escape(value: str) -> str:
@@ -190,13 +168,11 @@ class RedisSessionService(BaseSessionService):
             self._ttl = float(seconds)
         self._owned = client is None
         if client is None:
-            if not isinstance(url, str) or not is_redis_url(url):
-                raise ValueError(
-                    f"Not a Redis URL: {redact_redis_url(str(url))!r}; expected "
-                    "redis://host:port/db, rediss://... or redis+cluster://host:port."
-                )
+            if not isinstance(url, str):
+                raise TypeError(f"url must be a str, got {type(url).__name__}.")
+            url = normalize_redis_url(url)
             self._url = redact_redis_url(url)
-            client = _connect(url.strip(), max_connections)
+            client = _connect(url, max_connections)
         else:
             self._url = repr(client)
         self._client = client
