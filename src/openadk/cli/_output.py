@@ -73,6 +73,8 @@ def database_url(text: str) -> str:
 
     if is_redis_url(text):
         return normalize_redis_url(text)  # no SQLAlchemy needed for a Redis store
+    if text.lower().startswith(("google-adk+redis://", "google-adk+rediss://")):
+        return text  # migrate-from's SOURCE: google-adk's own Redis layout
     from openadk.sessions._dialects import normalize_url
 
     return normalize_url(text).render_as_string(hide_password=False)

@@ -195,6 +195,7 @@ class RedisSessionService(BaseSessionService):
                 "DELETE",
                 "DELETE_USER",
                 "TRIM",
+                "PUT",
             )
         }
 
@@ -623,6 +624,76 @@ class RedisSessionService(BaseSessionService):
         return self._decode_state(  # type: ignore[no-any-return]
             flat, "user_states", {"app_name": app_name, "user_id": user_id}
         )
+
+    # migrate-from (openadk.sessions._redis_copy) ---------------------------------------------
+
+    async def _get_app_state(self, app_name: str) -> dict[str, Any]:
+        flat = await self._call(self._client.hgetall(self._keys(app_name, "-").astate))
+        return self._decode_state(flat, "app_states", {"app_name": app_name})  # type: ignore[no-any-return]
+
+    async def _put_scope(self, app_name: str, user_id: str | None, delta: dict[str, Any]) -> None:
+        keys = self._keys(app_name, user_id or "-")
+        if delta:
+            mapping = {key: _dump(value) for key, value in delta.items()}
+            target = keys.astate if user_id is None else keys.ustate
+            await self._call(self._client.hset(target, mapping=mapping))
+
+    async def _record(self, app_name: str, user_id: str, session_id: str) -> Any:
+        """The session as migrate-from copies it (own state, times, expiry), or None."""
+        from openadk.sessions._redis_copy import Record
+
+        keys = self._keys(app_name, user_id)
+        result = await self._script(
+            "GET", [*keys.session(session_id), keys.ustate], [_fmt(self._clock()), "", ""]
+        )
+        if result[0] == b"missing":
+            return None
+        meta = _pairs(result[1])
+        where = {"app_name": app_name, "user_id": user_id, "id": session_id}
+        exp = meta.get(b"exp")
+        return Record(
+            app_name,
+            user_id,
+            session_id,
+            self._decode_state(meta, "sessions", where),
+            float(meta.get(b"ct", meta[b"ut"])),
+            float(meta[b"ut"]),
+            None if exp is None else float(exp),
+            _parse_events(result[4], where),
+        )
+
+    async def _put_record(self, record: Any, expected: Any) -> bool:
+        """Writes ``record`` (the events ``expected`` lacks) if DEST is still ``expected``."""
+        keys = self._keys(record.app_name, record.user_id)
+        member = self._member(record.user_id, record.id)
+        already = 0 if expected is None else len(expected.events)
+        args: list[Any] = [
+            -1 if expected is None else already,
+            uuid.uuid4().hex[:12],
+            _fmt(record.create_time),
+            _fmt(record.update_time),
+            "" if record.expire_time is None else _fmt(record.expire_time),
+            record.app_name,
+            record.user_id,
+            record.id,
+            member,
+            len(record.state),
+        ]
+        for key, value in record.state.items():
+            args += [key, _dump(value)]
+        new = record.events[already:]
+        args.append(len(new))
+        for event in new:
+            args += [event.id, _fmt(event.timestamp), event.model_dump_json(exclude_none=True)]
+        script_keys = [*keys.session(record.id), keys.uidx]
+        if not self._cluster:
+            script_keys.append(keys.aidx)
+        result = await self._script("PUT", script_keys, args)
+        if result != b"ok":
+            return False
+        if self._cluster:
+            await self._app_side(keys, _fmt(record.update_time), member, {})
+        return True
 
     async def _append_event(
         self, session: Session, event: Event, plan: AppendPlan

@@ -241,3 +241,45 @@ end
 return {'ok'}
 """
 )
+
+PUT = (
+    _COMMON
+    + r"""
+-- migrate-from: writes a whole session, or the events DEST lacks, if DEST is as it was read.
+-- KEYS: s e t uidx [aidx]
+-- ARGV: expected_len ('-1': must not exist) gen ct ut exp app user sid member ns pairs... ne
+--       then (id ts json) per new event
+local s, e, t, uidx, aidx = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local expected = tonumber(ARGV[1])
+local exists = redis.call('EXISTS', s) == 1
+if expected < 0 then
+  if exists then return 'changed' end
+  redis.call('HSET', s, 'gen', ARGV[2], 'rev', '0', 'ct', ARGV[3],
+    'app', ARGV[6], 'user', ARGV[7], 'id', ARGV[8])
+else
+  if not exists or redis.call('LLEN', e) ~= expected then return 'changed' end
+  redis.call('HINCRBY', s, 'rev', 1)
+  local flat = redis.call('HKEYS', s)
+  for _, f in ipairs(flat) do
+    if string.sub(f, 1, 1) == '=' then redis.call('HDEL', s, f) end
+  end
+end
+local i = apply(s, '=', 11, tonumber(ARGV[10]))
+local ne = tonumber(ARGV[i])
+i = i + 1
+local last = nil
+for _ = 1, ne do
+  redis.call('RPUSH', e, ARGV[i + 2])
+  redis.call('ZADD', t, ARGV[i + 1], ARGV[i])
+  last = ARGV[i]
+  i = i + 3
+end
+redis.call('HSET', s, 'ut', ARGV[4])
+if last then redis.call('HSET', s, 'last', last) end
+if ARGV[5] ~= '' then redis.call('HSET', s, 'exp', ARGV[5]) end
+redis.call('ZADD', uidx, ARGV[4], ARGV[8])
+if aidx then redis.call('ZADD', aidx, ARGV[4], ARGV[9]) end
+expire_keys(s, {s, e, t})
+return 'ok'
+"""
+)
