@@ -473,3 +473,41 @@ async def test_sigkilled_writers_and_server_lose_no_acknowledged_event(tmp_path:
             if proc.poll() is None:
                 proc.kill()
         server.stop()
+
+
+async def test_admin_commands_work_on_redis() -> None:
+    src, dst = "redis://127.0.0.1:6379/8", "redis://127.0.0.1:6379/9"
+    app = f"admin-{uuid.uuid4().hex[:6]}"
+    async with RedisSessionService(src) as service:
+        session = await service.create_session(app_name=app, user_id="u", session_id="s")
+        await service.append_event(session, message("exported", k=1))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+
+    def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "openadk", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            input=stdin,
+            check=False,
+        )
+
+    apps = await asyncio.to_thread(cli, "apps", "--db", src)
+    assert f"{app}\t1\t1" in apps.stdout, apps.stderr
+    exported = await asyncio.to_thread(cli, "sessions", "export", "--app", app, "--db", src)
+    assert exported.returncode == 0 and "exported" in exported.stdout, exported.stderr
+    imported = await asyncio.to_thread(
+        cli, "sessions", "import", "-", "--db", dst, stdin=exported.stdout
+    )
+    assert imported.returncode == 0 and "imported 1" in imported.stdout + imported.stderr
+    pruned = await asyncio.to_thread(
+        cli, "sessions", "prune", "--older-than", "1s", "--app", app, "--db", dst, "--dry-run"
+    )
+    assert f"{app}\tu\ts" in pruned.stdout, pruned.stderr
+    async with RedisSessionService(dst) as service:
+        got = await service.get_session(app_name=app, user_id="u", session_id="s")
+        assert got is not None and got.state == {"k": 1} and len(got.events) == 1
+        await service.delete_user(app_name=app, user_id="u")
+    async with RedisSessionService(src) as service:
+        await service.delete_user(app_name=app, user_id="u")

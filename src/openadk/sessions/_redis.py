@@ -14,7 +14,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
@@ -624,6 +624,101 @@ class RedisSessionService(BaseSessionService):
         return self._decode_state(  # type: ignore[no-any-return]
             flat, "user_states", {"app_name": app_name, "user_id": user_id}
         )
+
+    # Administration (openadk.sessions._admin, openadk.sessions._redis_copy) ------------------
+
+    async def _session_keys(
+        self, app_name: str, user_id: str | None
+    ) -> AsyncIterator[tuple[str, str]]:
+        """(user, session id) of every indexed session of an app, oldest update first."""
+        keys = self._keys(app_name, user_id or "-")
+        index = keys.aidx if user_id is None else keys.uidx
+        for member in await self._call(self._client.zrange(index, 0, -1)):
+            if user_id is None:
+                user, _, sid = member.decode().partition("\x00")
+                yield user, sid
+            else:
+                yield user_id, member.decode()
+
+    async def _apps(self) -> list[str]:
+        pattern = "".join("\\" + c if c in "*?[]\\" else c for c in self._prefix) + "{*}:idx"
+        apps = set()
+        async for raw in self._client.scan_iter(match=pattern, count=1000):
+            key = raw.decode()
+            tag = key[len(self._prefix) + 1 : key.index("}", len(self._prefix))]
+            if ":" not in tag:
+                apps.add(_unescape(tag))
+        return sorted(apps)
+
+    async def _list_apps(self) -> list[tuple[str, int, int]]:
+        """(app, live sessions, users with live sessions) of every app, by name."""
+        found = []
+        for app in await self._call(self._apps()):
+            page = await self._list_sessions(app_name=app, user_id=None, limit=None, after=None)
+            if page.sessions:
+                found.append((app, len(page.sessions), len({s.user_id for s in page.sessions})))
+        return found
+
+    async def _prune(
+        self,
+        *,
+        older_than: float | None,
+        expired: bool,
+        app_name: str | None,
+        dry_run: bool,
+    ) -> list[tuple[str, str, str]]:
+        now = self._clock()
+        chosen = []
+        for app in [app_name] if app_name is not None else await self._call(self._apps()):
+            index = self._keys(app, "-").aidx
+            for user, sid in [
+                m.decode().partition("\x00")[::2]
+                for m in await self._call(self._client.zrange(index, 0, -1))
+            ]:
+                meta = await self._call(
+                    self._client.hmget(self._keys(app, user).session(sid)[0], "ut", "exp")
+                )
+                if meta[0] is None:
+                    continue
+                old = older_than is not None and float(meta[0]) < time.time() - older_than
+                gone = expired and meta[1] is not None and float(meta[1]) <= now
+                if old or gone:
+                    chosen.append((app, user, sid))
+        if not dry_run:
+            for app, user, sid in chosen:
+                await self.delete_session(app_name=app, user_id=user, session_id=sid)
+        return chosen
+
+    async def _import_session(self, session: Session, replace: bool) -> str:
+        """An exported session, written as it was (ids, times): imported/replaced/skipped."""
+        from openadk.sessions._redis_copy import Record
+
+        scoped = ScopedDelta.partition(
+            {k: v for k, v in session.state.items() if not k.startswith("temp:")}
+        )
+        exists = await self._record(session.app_name, session.user_id, session.id)
+        if exists is not None and not replace:
+            return "skipped"
+        if exists is not None:
+            await self.delete_session(
+                app_name=session.app_name, user_id=session.user_id, session_id=session.id
+            )
+        await self._put_scope(session.app_name, None, scoped.app)
+        await self._put_scope(session.app_name, session.user_id, scoped.user)
+        first = session.events[0].timestamp if session.events else session.last_update_time
+        record = Record(
+            session.app_name,
+            session.user_id,
+            session.id,
+            scoped.session,
+            first,
+            session.last_update_time,
+            None,
+            list(session.events),
+        )
+        if not await self._put_record(record, None):
+            return "skipped"  # created meanwhile
+        return "imported" if exists is None else "replaced"
 
     # migrate-from (openadk.sessions._redis_copy) ---------------------------------------------
 
