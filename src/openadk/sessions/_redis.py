@@ -14,6 +14,7 @@ import json
 import re
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -135,6 +136,7 @@ class RedisSessionService(BaseSessionService):
         on_stale: OnStale = "error",
         clock: Callable[[], float] = time.time,
         max_connections: int = 64,
+        event_cache_size: int = 50_000,
     ) -> None:
         """Connects (lazily) to Redis.
 
@@ -152,6 +154,9 @@ class RedisSessionService(BaseSessionService):
                 appends on top of the latest state.
             clock: Returns the current Unix time; expiry is computed with it.
             max_connections: Connections the service's own pool opens (per node on a Cluster).
+            event_cache_size: How many parsed events to keep in memory (0 turns it off).
+                Events of returned sessions are shared with this cache: treat them as
+                read-only.
 
         Raises:
             ValueError: A URL that is not a Redis URL, or a bad prefix or ttl.
@@ -166,6 +171,9 @@ class RedisSessionService(BaseSessionService):
             if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
                 raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}.")
             self._ttl = float(seconds)
+        if not isinstance(event_cache_size, int) or event_cache_size < 0:
+            raise ValueError(f"event_cache_size must be an int >= 0, got {event_cache_size!r}.")
+        self._parsed = _ParsedEvents(event_cache_size) if event_cache_size else None
         self._owned = client is None
         if client is None:
             if not isinstance(url, str):
@@ -302,6 +310,21 @@ class RedisSessionService(BaseSessionService):
         app_flat: dict[bytes, bytes],
         events: list[bytes],
     ) -> Session:
+        app_state = self._decode_state(app_flat, "app_states", {"app_name": keys.app})
+        user_state = self._decode_state(
+            user_flat, "user_states", {"app_name": keys.app, "user_id": keys.user}
+        )
+        return self._build(keys, session_id, meta, app_state, user_state, events)
+
+    def _build(
+        self,
+        keys: _Keys,
+        session_id: str,
+        meta: dict[bytes, bytes],
+        app_state: dict[str, Any],
+        user_state: dict[str, Any],
+        events: list[bytes],
+    ) -> Session:
         where = {"app_name": keys.app, "user_id": keys.user, "id": session_id}
         try:
             marker = meta[b"gen"].decode() + ":" + meta[b"rev"].decode()
@@ -316,14 +339,10 @@ class RedisSessionService(BaseSessionService):
             id=session_id,
             app_name=keys.app,
             user_id=keys.user,
-            state=merge_state(
-                self._decode_state(meta, "sessions", where),
-                self._decode_state(app_flat, "app_states", {"app_name": keys.app}),
-                self._decode_state(
-                    user_flat, "user_states", {"app_name": keys.app, "user_id": keys.user}
-                ),
-            ),
-            events=_parse_events(events, where),
+            state=merge_state(self._decode_state(meta, "sessions", where), app_state, user_state),
+            events=_parse_events(events, where)
+            if self._parsed is None or not events
+            else self._parsed.parse(events, where),
             last_update_time=updated,
             marker=marker,
         )
@@ -471,7 +490,7 @@ class RedisSessionService(BaseSessionService):
         wanted = None if limit is None else limit + 1
         found: list[tuple[str, str, dict[bytes, bytes]]] = []
         user_states: dict[str, dict[bytes, bytes]] = {}
-        batch = 256 if wanted is None else max(wanted, 16)
+        batch = 1000 if wanted is None else max(wanted, 16)
         while wanted is None or len(found) < wanted:
             # Keyset over (score, member): entries removed meanwhile cannot shift a page.
             low: Any = "-inf" if cursor is None else cursor[0]
@@ -516,8 +535,16 @@ class RedisSessionService(BaseSessionService):
             found = found[:limit]
             token = "more"
         app_flat = await self._call(self._client.hgetall(app_keys.astate))
+        # Each scope is decoded once for the page, not once per session.
+        app_state = self._decode_state(app_flat, "app_states", {"app_name": app_name})
+        decoded = {
+            user: self._decode_state(
+                user_states[user], "user_states", {"app_name": app_name, "user_id": user}
+            )
+            for user in {user for user, _, _ in found}
+        }
         sessions = [
-            self._session(self._keys(app_name, user), sid, meta, user_states[user], app_flat, [])
+            self._build(self._keys(app_name, user), sid, meta, app_state, decoded[user], [])
             for user, sid, meta in found
         ]
         if token is not None:
@@ -849,6 +876,33 @@ class RedisSessionService(BaseSessionService):
 
 def _dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class _ParsedEvents:
+    """Parsed events by their stored JSON, least recently used evicted first.
+
+    A stored event's JSON never changes (the list is only appended to, or trimmed), so the same
+    bytes are the same event: a session read every turn parses only its new events.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._events: OrderedDict[bytes, Event] = OrderedDict()
+
+    def parse(self, items: list[bytes], where: dict[str, str]) -> list[Event]:
+        cache = self._events
+        found: list[Event | None] = [cache.get(item) for item in items]
+        missing = [i for i, event in enumerate(found) if event is None]
+        if missing:
+            parsed = _parse_events([items[i] for i in missing], where)
+            for i, event in zip(missing, parsed, strict=True):
+                found[i] = event
+                cache[items[i]] = event
+            while len(cache) > self._size:
+                cache.popitem(last=False)
+        for item in items:
+            cache.move_to_end(item)
+        return found  # type: ignore[return-value]
 
 
 def _parse_events(items: list[bytes], where: dict[str, str]) -> list[Event]:
