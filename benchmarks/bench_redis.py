@@ -258,13 +258,16 @@ async def main(args: argparse.Namespace) -> None:
             f"| 32 concurrent writers (appends/s) | {conc['openadk']:,.0f} | "
             f"{conc['google-adk']:,.0f} | **{conc['openadk'] / conc['google-adk']:.1f}x** |"
         )
-        flat = rate(results[("openadk", 10)]) / rate(
-            results[("openadk", max(results_size(results)))]
-        )
+        top = max(results_size(results))
+        p50s = {
+            size: statistics.median(results[("openadk", size)]) * 1e3
+            for size in results_size(results)
+        }
         lines += [
             "",
-            f"openadk append at 10 vs at {max(results_size(results)):,} events: {flat:.2f}x "
-            "(1.00 = flat)",
+            "openadk append p50 by session size: "
+            + ", ".join(f"{size:,}: {ms:.2f} ms" for size, ms in sorted(p50s.items()))
+            + f" (at {top:,} / at 10: {p50s[top] / p50s[10]:.2f}; 1.00 = flat)",
         ]
     finally:
         await ours.service.close()
