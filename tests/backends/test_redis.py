@@ -511,3 +511,42 @@ async def test_admin_commands_work_on_redis() -> None:
         await service.delete_user(app_name=app, user_id="u")
     async with RedisSessionService(src) as service:
         await service.delete_user(app_name=app, user_id="u")
+
+
+async def test_chat_keeps_its_session_in_redis() -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    env.pop("OPENADK_MODEL", None)
+    session = f"chat-{uuid.uuid4().hex[:6]}"
+
+    def chat(lines: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "openadk",
+                "chat",
+                "--db",
+                REDIS,
+                "--model",
+                "offline",
+                "--session",
+                session,
+                "--user",
+                "redis-chat",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            input=lines,
+            check=False,
+            timeout=120,
+        )
+
+    first = await asyncio.to_thread(chat, "remember my name is Ada\n/quit\n")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "RedisSessionService('redis://127.0.0.1:6379/" in first.stdout
+    again = await asyncio.to_thread(chat, "/state\n/quit\n")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert '"user:name": "Ada"' in again.stdout
+    async with RedisSessionService(REDIS) as service:
+        await service.delete_user(app_name="openadk_chat", user_id="redis-chat")
