@@ -6,8 +6,9 @@ the reason. Gaps are strict xfails with ``raises=``, and conftest.py also checks
 backend that starts passing one forces the entry's removal, and a gap test failing any other way
 (a database down, a different bug) is a failure, not an expected one.
 
-Database URLs come from the environment (``OPENADK_TEST_POSTGRES``, ``OPENADK_TEST_MYSQL``), with
-defaults for the servers `.ci/services.sh` starts on this machine.
+Database URLs come from the environment (``OPENADK_TEST_POSTGRES``, ``OPENADK_TEST_MYSQL``,
+``OPENADK_TEST_REDIS``), with defaults for the servers `.ci/services.sh` starts on this machine.
+The Redis Cluster is started by the tests themselves (tests/backends/redis_cluster.py).
 """
 
 from __future__ import annotations
