@@ -550,3 +550,14 @@ async def test_chat_keeps_its_session_in_redis() -> None:
     assert '"user:name": "Ada"' in again.stdout
     async with RedisSessionService(REDIS) as service:
         await service.delete_user(app_name="openadk_chat", user_id="redis-chat")
+
+
+async def test_key_prefix_can_come_from_the_url() -> None:
+    prefix = f"url{uuid.uuid4().hex[:6]}:"
+    async with RedisSessionService(f"{REDIS}?key_prefix={prefix}") as service:
+        assert service.key_prefix == prefix
+        session = await service.create_session(app_name="a", user_id="u")
+        keys = [k async for k in service.client.scan_iter(match=prefix + "*")]
+        assert keys
+        await service.delete_user(app_name="a", user_id="u")
+        await service.delete_session(app_name="a", user_id="u", session_id=session.id)

@@ -144,6 +144,7 @@ class RedisSessionService(BaseSessionService):
             url: ``redis://[:password@]host:port/db``, ``rediss://`` (TLS), ``unix://path``, or
                 ``redis+cluster://host:port`` (``rediss+cluster://``) for a Redis Cluster, whose
                 other nodes are discovered from the one given. Ignored when ``client`` is given.
+                A ``?key_prefix=...`` query parameter sets ``key_prefix``.
             client: A ``redis.asyncio.Redis`` or ``RedisCluster`` built by the caller, who owns
                 it (`close` leaves it open). It must not decode responses.
             key_prefix: Prefix of every key; several services can share a database with
@@ -162,6 +163,11 @@ class RedisSessionService(BaseSessionService):
             ValueError: A URL that is not a Redis URL, or a bad prefix or ttl.
         """
         super().__init__(on_stale=on_stale, clock=clock)
+        if client is None and isinstance(url, str):
+            # ?key_prefix=... in the URL (the CLI's --db has no other way to say it).
+            url, from_url = _take_prefix(url)
+            if from_url is not None:
+                key_prefix = from_url
         if not isinstance(key_prefix, str) or "{" in key_prefix or "}" in key_prefix:
             raise ValueError(f"key_prefix must be a string without braces, got {key_prefix!r}.")
         self._prefix = key_prefix
@@ -932,6 +938,19 @@ def _parse_events(items: list[bytes], where: dict[str, str]) -> list[Event]:
 
 async def _gather(*calls: Awaitable[Any]) -> list[Any]:
     return list(await asyncio.gather(*calls))
+
+
+def _take_prefix(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``key_prefix`` query parameter, and that parameter's value."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url.strip())
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [value for key, value in query if key == "key_prefix"]
+    if not prefixes:
+        return url, None
+    rest = urlencode([(key, value) for key, value in query if key != "key_prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefixes[-1]
 
 
 def _connect(url: str, max_connections: int) -> Any:
