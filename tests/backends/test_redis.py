@@ -561,3 +561,16 @@ async def test_key_prefix_can_come_from_the_url() -> None:
         assert keys
         await service.delete_user(app_name="a", user_id="u")
         await service.delete_session(app_name="a", user_id="u", session_id=session.id)
+
+
+async def test_serve_builds_a_redis_service_from_its_db_url() -> None:
+    from openadk.server._serve import build_service
+
+    service = build_service("redis+cluster://127.0.0.1:7000")
+    assert isinstance(service, RedisSessionService) and service.is_cluster
+    await service.close()
+    service = build_service(REDIS)
+    assert isinstance(service, RedisSessionService) and not service.is_cluster
+    await service.close()
+    with pytest.raises(ValueError, match="names no host"):
+        build_service("redis://")
