@@ -574,3 +574,16 @@ async def test_serve_builds_a_redis_service_from_its_db_url() -> None:
     await service.close()
     with pytest.raises(ValueError, match="names no host"):
         build_service("redis://")
+
+
+async def test_lone_surrogates_in_ids_and_huge_limits_are_clear_errors_or_fine(
+    service: RedisSessionService,
+) -> None:
+    # Found by the fuzzer: redis-py's encoder raised UnicodeEncodeError, Redis refused LIMIT.
+    with pytest.raises(ValueError, match="lone surrogate"):
+        await service.create_session(app_name="a\ud83d", user_id="u")
+    with pytest.raises(ValueError, match="lone surrogate"):
+        await service.delete_session(app_name="a", user_id="u", session_id="\ud800")
+    await service.create_session(app_name="a", user_id="u", session_id="s")
+    page = await service.list_sessions(app_name="a", user_id="u", limit=2**63)
+    assert [s.id for s in page.sessions] == ["s"] and page.next_page_token is None

@@ -73,7 +73,14 @@ _SLIDING: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 )
 
 
-def _escape(value: str) -> str:
+def _escape(value: str, name: str = "id") -> str:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{name} {value!r} holds a lone surrogate, which is not text Redis can store; "
+            "use valid Unicode."
+        ) from None
     return _ESCAPED.sub(lambda m: f"%{ord(m.group()):02X}", value)
 
 
@@ -96,7 +103,7 @@ class _Keys:
     __slots__ = ("aidx", "app", "astate", "base", "uidx", "user", "ustate")
 
     def __init__(self, prefix: str, app_name: str, user_id: str) -> None:
-        app, user = _escape(app_name), _escape(user_id)
+        app, user = _escape(app_name, "app_name"), _escape(user_id, "user_id")
         self.app, self.user = app_name, user_id
         self.base = f"{prefix}{{{app}:{user}}}:"
         self.uidx = self.base + "idx"
@@ -105,7 +112,7 @@ class _Keys:
         self.astate = f"{prefix}{{{app}}}:app"
 
     def session(self, session_id: str) -> list[str]:
-        sid = _escape(session_id)
+        sid = _escape(session_id, "session_id")
         return [self.base + "s:" + sid, self.base + "e:" + sid, self.base + "t:" + sid]
 
 
@@ -496,7 +503,7 @@ class RedisSessionService(BaseSessionService):
         wanted = None if limit is None else limit + 1
         found: list[tuple[str, str, dict[bytes, bytes]]] = []
         user_states: dict[str, dict[bytes, bytes]] = {}
-        batch = 1000 if wanted is None else max(wanted, 16)
+        batch = 1000 if wanted is None else min(max(wanted, 16), 1000)
         while wanted is None or len(found) < wanted:
             # Keyset over (score, member): entries removed meanwhile cannot shift a page.
             low: Any = "-inf" if cursor is None else cursor[0]
