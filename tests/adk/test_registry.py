@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,19 @@ def test_redis_schemes_follow_the_redis_service() -> None:
     if not has_redis:
         with pytest.raises(ValueError, match="no RedisSessionService"):
             service_for_uri("openadk+redis://127.0.0.1:6379/2")
+
+
+@pytest.mark.asyncio
+async def test_the_redis_scheme_serves_a_redis_session_service() -> None:
+    from openadk.sessions import RedisSessionService
+
+    prefix = f"adk-registry-{uuid.uuid4().hex[:8]}:"
+    async with service_for_uri(f"openadk+redis://127.0.0.1:6379/2?key_prefix={prefix}") as adapter:
+        assert isinstance(adapter.service, RedisSessionService)
+        made = await adapter.create_session(app_name="a", user_id="u", state={"user:k": 1})
+        got = await adapter.get_session(app_name="a", user_id="u", session_id=made.id)
+        assert got is not None and got.state == {"user:k": 1}
+        await adapter.delete_session(app_name="a", user_id="u", session_id=made.id)
 
 
 @pytest.mark.asyncio

@@ -28,9 +28,14 @@ from google.adk.sessions.base_session_service import GetSessionConfig as AdkGetS
 from google.genai import types
 
 from openadk.adk import AdkSessionService, UnknownFieldError
-from openadk.sessions import BaseSessionService, DatabaseSessionService, InMemorySessionService
+from openadk.sessions import (
+    BaseSessionService,
+    DatabaseSessionService,
+    InMemorySessionService,
+    RedisSessionService,
+)
 from tests.adk.agent_app import build_agent
-from tests.contract.backends import MYSQL, POSTGRES
+from tests.contract.backends import MYSQL, POSTGRES, REDIS
 
 pytestmark = [
     pytest.mark.asyncio,
@@ -46,7 +51,7 @@ TURNS = ("I like tea", "I like cats")
 
 
 def database_url(name: str, tmp_path: Path) -> str | None:
-    if name == "memory":
+    if name in ("memory", "redis"):
         return None
     if name == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'adapter.db'}"
@@ -54,13 +59,17 @@ def database_url(name: str, tmp_path: Path) -> str | None:
 
 
 def build_service(name: str, tmp_path: Path, on_stale: Any = "error") -> BaseSessionService:
+    if name == "redis":
+        # The registered openadk+redis scheme's service, on its own key prefix.
+        prefix = f"adk-{uuid.uuid4().hex[:8]}:"
+        return RedisSessionService(REDIS, key_prefix=prefix, on_stale=on_stale)
     url = database_url(name, tmp_path)
     if url is None:
         return InMemorySessionService(on_stale=on_stale)
     return DatabaseSessionService(url, on_stale=on_stale)
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres", "mariadb"])
+@pytest.fixture(params=["memory", "sqlite", "postgres", "mariadb", "redis"])
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     return name
@@ -125,7 +134,7 @@ async def test_runner_stores_what_google_adk_stores(
             "last_fact": "I like cats"
         }
 
-        if backend != "memory":
+        if backend not in ("memory", "redis"):
             # google-adk reads the database the adapter wrote, event for event.
             direct = await reference.get_session(app_name=app, user_id="u", session_id="s")
             assert direct is not None

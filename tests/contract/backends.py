@@ -6,8 +6,9 @@ the reason. Gaps are strict xfails with ``raises=``, and conftest.py also checks
 backend that starts passing one forces the entry's removal, and a gap test failing any other way
 (a database down, a different bug) is a failure, not an expected one.
 
-Database URLs come from the environment (``OPENADK_TEST_POSTGRES``, ``OPENADK_TEST_MYSQL``), with
-defaults for the servers `.ci/services.sh` starts on this machine.
+Database URLs come from the environment (``OPENADK_TEST_POSTGRES``, ``OPENADK_TEST_MYSQL``,
+``OPENADK_TEST_REDIS``), with defaults for the servers `.ci/services.sh` starts on this machine.
+The Redis Cluster is started by the tests themselves (tests/backends/redis_cluster.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from openadk.sessions import BaseSessionService, InMemorySessionService
 
 POSTGRES = os.environ.get("OPENADK_TEST_POSTGRES", "postgres@127.0.0.1:5432/test")
 MYSQL = os.environ.get("OPENADK_TEST_MYSQL", "root@127.0.0.1:3306/test")
+REDIS = os.environ.get("OPENADK_TEST_REDIS", "redis://127.0.0.1:6379/3")
 SQLITE_DIR = tempfile.mkdtemp(prefix="openadk-contract-")
 
 
@@ -66,6 +68,20 @@ async def _sqlite_sync_engine(**kwargs: Any) -> BaseSessionService:
         f"sqlite:///{SQLITE_DIR}/contract-sync.db", connect_args={"check_same_thread": False}
     )
     return DatabaseSessionService(db_engine=engine, **kwargs)
+
+
+async def _redis(**kwargs: Any) -> BaseSessionService:
+    from openadk.sessions import RedisSessionService
+
+    return RedisSessionService(REDIS, key_prefix="contract:", **kwargs)
+
+
+async def _redis_cluster(**kwargs: Any) -> BaseSessionService:
+    """A real Redis Cluster of three masters, started once for the session (tests/redis_cluster)."""
+    from openadk.sessions import RedisSessionService
+    from tests.backends.redis_cluster import shared_cluster
+
+    return RedisSessionService(shared_cluster().url, key_prefix="contract:", **kwargs)
 
 
 def _vertex_over(
@@ -153,6 +169,8 @@ BACKENDS: list[Backend] = [
     Backend("postgres-psycopg", _database(f"postgresql+psycopg://{POSTGRES}")),
     Backend("mariadb-aiomysql", _database(f"mysql+aiomysql://{MYSQL}?charset=utf8mb4")),
     Backend("mariadb-asyncmy", _database(f"mysql+asyncmy://{MYSQL}?charset=utf8mb4")),
+    Backend("redis", _redis),
+    Backend("redis-cluster", _redis_cluster),
     Backend("vertex-rest-memory", _vertex_over(_memory), _VERTEX_GAPS),
     Backend(
         "vertex-rest-sqlite",

@@ -67,7 +67,15 @@ ALLOWED = (
     AlreadyExistsError,
     StateSchemaError,
 )
-BACKENDS = ("memory", "sqlite", "postgres", "postgres-psycopg", "mariadb", "mariadb-aiomysql")
+BACKENDS = (
+    "memory",
+    "sqlite",
+    "postgres",
+    "postgres-psycopg",
+    "mariadb",
+    "mariadb-aiomysql",
+    "redis",
+)
 
 
 # Hostile values --------------------------------------------------------------------------------
@@ -312,6 +320,11 @@ class Fuzzer:
                 self.services[name] = DatabaseSessionService(
                     f"sqlite+aiosqlite:///{self.tmp.name}/fuzz.db"
                 )
+            elif name == "redis":
+                from openadk.sessions import RedisSessionService
+                from tests.contract.backends import REDIS
+
+                self.services[name] = RedisSessionService(REDIS, key_prefix="fuzz:")
             else:
                 self.services[name] = DatabaseSessionService(URLS[name])
         for service in self.services.values():

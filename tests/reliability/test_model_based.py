@@ -25,9 +25,10 @@ from openadk.sessions import (
     DatabaseSessionService,
     GetSessionConfig,
     InMemorySessionService,
+    RedisSessionService,
     Session,
 )
-from tests.contract.backends import MYSQL, POSTGRES, SQLITE_DIR
+from tests.contract.backends import MYSQL, POSTGRES, REDIS, SQLITE_DIR
 
 EXAMPLES = int(os.environ.get("OPENADK_SOAK_EXAMPLES", "40"))
 
@@ -61,6 +62,7 @@ def _shared() -> tuple[asyncio.AbstractEventLoop, list[BaseSessionService]]:
                 DatabaseSessionService(f"sqlite+aiosqlite:///{SQLITE_DIR}/model-based.db"),
                 DatabaseSessionService(f"postgresql+asyncpg://{POSTGRES}"),
                 DatabaseSessionService(f"mysql+asyncmy://{MYSQL}?charset=utf8mb4"),
+                RedisSessionService(REDIS, key_prefix="model-based:"),
             ]
         )
     return _LOOP, _SERVICES

@@ -40,6 +40,7 @@ EXPECTED = {
         "InMemorySessionService",
         "ListEventsResponse",
         "ListSessionsResponse",
+        "RedisSessionService",
         "Session",
         "SessionNotFoundError",
         "SqliteServiceFileReader",

@@ -34,7 +34,7 @@ _DATABASE_SCHEMES = (
     "spanner",
     "spanner+spanner",
 )
-_REDIS_SCHEMES = ("redis", "rediss", "redis+cluster")
+_REDIS_SCHEMES = ("redis", "rediss", "redis+cluster", "rediss+cluster")
 
 
 def _has_redis() -> bool:
@@ -49,8 +49,8 @@ def _has_redis() -> bool:
 def schemes() -> tuple[str, ...]:
     """The schemes `register` registers: ``openadk+memory`` and ``openadk+<dialect>[+<driver>]``.
 
-    ``openadk+redis``, ``openadk+rediss`` and ``openadk+redis+cluster`` are included when this
-    openadk has a ``RedisSessionService``.
+    ``openadk+redis``, ``openadk+rediss``, ``openadk+redis+cluster`` and ``openadk+rediss+cluster``
+    are included when this openadk has a ``RedisSessionService``.
     """
     names = ["memory", *_DATABASE_SCHEMES]
     if _has_redis():

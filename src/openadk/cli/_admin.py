@@ -247,9 +247,9 @@ def run_admin(args: argparse.Namespace, db_url: str) -> int:
 
 
 async def _with_service(db_url: str, body: Callable[[Any], Awaitable[int]]) -> int:
-    from openadk.sessions import DatabaseSessionService
+    from openadk.sessions._urls import open_service
 
-    service = DatabaseSessionService(db_url)
+    service = open_service(db_url)
     try:
         return await body(service)
     finally:
@@ -570,6 +570,10 @@ async def _migrate(console: Console, args: argparse.Namespace) -> int:
     if source_file is not None and source_file.stat().st_size == 0:
         # Opening it would write a database header into it: refuse before touching it.
         raise CliError(f"SOURCE {clean(source_file)} is an empty file: there is nothing to copy.")
+    from openadk.sessions._urls import is_redis_url
+
+    if is_redis_url(args.dest) or is_redis_url(args.source) or "+redis" in args.source[:20]:
+        return await _migrate_with_redis(console, args)
     source = DatabaseSessionService(args.source)
     dest = DatabaseSessionService(args.dest)
     try:
@@ -600,6 +604,11 @@ async def _migrate(console: Console, args: argparse.Namespace) -> int:
     finally:
         await source.close()
         await dest.close()
+    return _copy_summary(console, result)
+
+
+def _copy_summary(console: Console, result: Any) -> int:
+    """Prints the conflicts and the per-table counts of a copy; returns the exit code."""
     for conflict in result.conflicts:
         print(f"conflict: {clean(conflict.describe())}", file=sys.stderr, flush=True)
     table = Table("table", "in source", "copied", "already there", "conflict", "missing")
@@ -629,6 +638,23 @@ async def _migrate(console: Console, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     console.print("verified: every source row is in DEST")
     return 0
+
+
+async def _migrate_with_redis(console: Console, args: argparse.Namespace) -> int:
+    """migrate-from with Redis on either side, or google-adk's Redis layout as SOURCE."""
+    from openadk.sessions._redis_copy import AdkRedisSource, copy_with_redis, is_adk_redis_url
+    from openadk.sessions._urls import open_service
+
+    source: Any = (
+        AdkRedisSource(args.source) if is_adk_redis_url(args.source) else open_service(args.source)
+    )
+    dest = open_service(args.dest)
+    try:
+        result = await copy_with_redis(source, dest, rename_conflicts=args.rename_conflicts)
+    finally:
+        await source.close()
+        await dest.close()
+    return _copy_summary(console, result)
 
 
 _VERBS: dict[str, Callable[[Any, Console, argparse.Namespace], Awaitable[int]]] = {

@@ -65,16 +65,19 @@ def recall(key: str, tool_context: ToolContext) -> dict[str, Any]:
     return {"key": key, "value": tool_context.state.get(key)}
 
 
-def history_path(url: URL) -> Path:
+def history_path(url: URL | str) -> Path:
     """Where the chat keeps the typed lines for the database at ``url``.
 
     ``$XDG_STATE_HOME/openadk/chat-history/<digest>`` (``~/.local/state/...`` by default), one file
     per database: the digest is taken of the URL without its password, with a SQLite file's
     path made absolute, so ``./sessions.db`` in two folders are two histories.
     """
-    if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
-        url = url.set(database=str(Path(str(url.database)).resolve()))
-    rendered = url.render_as_string(hide_password=True)
+    if isinstance(url, str):
+        rendered = url  # a Redis URL, its password already hidden
+    else:
+        if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
+            url = url.set(database=str(Path(str(url.database)).resolve()))
+        rendered = url.render_as_string(hide_password=True)
     digest = hashlib.sha256(rendered.encode()).hexdigest()[:16]
     state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state_home) / "openadk" / "chat-history" / digest
@@ -430,10 +433,9 @@ def run_chat(
     loop = _Loop()
     service: BaseSessionService | None = None
     try:
-        from openadk.sessions import DatabaseSessionService
+        from openadk.sessions._urls import is_redis_url, open_service, redact_redis_url
 
-        database = DatabaseSessionService(db_url)
-        service = database
+        service = open_service(db_url)
         agent = LlmAgent(
             name="assistant", model=chosen, instruction=instruction, tools=[remember, recall]
         )
@@ -446,7 +448,8 @@ def run_chat(
         session = loop.run(chat.open(session_id))
         _check_instruction(agent, session.state)
         console.print(f"[dim]{_HELP}[/dim]")
-        editor = _LineEditor(console, history_path(database.engine.url))
+        where: Any = redact_redis_url(db_url) if is_redis_url(db_url) else service.engine.url  # type: ignore[attr-defined]
+        editor = _LineEditor(console, history_path(where))
         with _quiet_runner_log():
             return _run_loop(loop, chat, editor, session_id)
     except KeyboardInterrupt:

@@ -64,11 +64,17 @@ def database_url(text: str) -> str:
 
     ``--db``, ``$OPENADK_DB``/``$DATABASE_URL`` and migrate-from's SOURCE and DEST all pass
     through here: the one place where the shared URL normalizer (bare ``*.db`` paths,
-    ``postgres://``) is applied, so the missing-file and same-file checks see what the service
-    will open.
+    ``postgres://``; Redis URLs go to the Redis normalizer) is applied, so the missing-file
+    and same-file checks see what the service will open.
     """
     if "://" not in text and not text.lower().endswith((".db", ".sqlite", ".sqlite3")):
         return text  # not a URL nor a SQLite path ("memory" for serve): the caller's error
+    from openadk.sessions._urls import is_redis_url, normalize_redis_url
+
+    if is_redis_url(text):
+        return normalize_redis_url(text)  # no SQLAlchemy needed for a Redis store
+    if text.lower().startswith(("google-adk+redis://", "google-adk+rediss://")):
+        return text  # migrate-from's SOURCE: google-adk's own Redis layout
     from openadk.sessions._dialects import normalize_url
 
     return normalize_url(text).render_as_string(hide_password=False)

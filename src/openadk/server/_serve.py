@@ -22,9 +22,9 @@ def build_service(db_url: str) -> BaseSessionService:
     """
     if db_url.strip().lower() in _MEMORY:
         return InMemorySessionService()
-    from openadk.sessions import DatabaseSessionService
+    from openadk.sessions._urls import open_service
 
-    return DatabaseSessionService(db_url)
+    return open_service(db_url)
 
 
 def _is_loopback(host: str) -> bool:

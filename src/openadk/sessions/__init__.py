@@ -1,7 +1,7 @@
 """Sessions: a conversation's events and state, and the services that store them.
 
 Backends that need an optional dependency are imported lazily, so importing this package does not
-import SQLAlchemy or httpx.
+import SQLAlchemy, httpx or redis.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from openadk.sessions._state import State
 
 if TYPE_CHECKING:  # pragma: no cover
     from openadk.sessions._database import DatabaseSessionService
+    from openadk.sessions._redis import RedisSessionService
     from openadk.sessions._sqlite_service_file import SqliteServiceFileReader
     from openadk.sessions._vertex import VertexAiSessionService
 
@@ -33,6 +34,7 @@ __all__ = [
     "InMemorySessionService",
     "ListEventsResponse",
     "ListSessionsResponse",
+    "RedisSessionService",
     "Session",
     "SessionNotFoundError",
     "SqliteServiceFileReader",
@@ -44,6 +46,7 @@ __all__ = [
 # Backends that need an optional dependency: name -> module, imported on first access.
 _LAZY: dict[str, str] = {
     "DatabaseSessionService": "openadk.sessions._database",
+    "RedisSessionService": "openadk.sessions._redis",
     "SqliteServiceFileReader": "openadk.sessions._sqlite_service_file",
     "VertexAiSessionService": "openadk.sessions._vertex",
 }

@@ -115,6 +115,13 @@ class CopyReport:
         return [c for c in self.conflicts if c.renamed_to is None]
 
 
+def _is_redis(service: object) -> bool:
+    # By name: importing the Redis module would import redis-py.
+    return type(service).__name__ == "RedisSessionService" or any(
+        cls.__name__ == "RedisSessionService" for cls in type(service).__mro__
+    )
+
+
 def _engine(service: DatabaseSessionService) -> AsyncEngine:
     engine = service.engine
     if not isinstance(engine, AsyncEngine):
@@ -473,6 +480,10 @@ async def _session_keys(
     Only the key columns are read, so a session whose stored state is corrupt is still
     listed (and then reported by whoever reads it), where ``list_sessions`` would fail on it.
     """
+    if _is_redis(service):
+        async for key in service._session_keys(app_name, user_id):  # type: ignore[attr-defined]
+            yield key
+        return
     await service.prepare_tables()
     order = (sessions.c.update_time, sessions.c.user_id, sessions.c.id)
     query = select(*order).where(sessions.c.app_name == app_name)
@@ -525,6 +536,11 @@ async def list_apps(service: BaseSessionService) -> list[AppSummary]:
             if count:
                 found.append(AppSummary(app, count, sum(1 for n in live.values() if n)))
         return found
+    if _is_redis(service):
+        return [
+            AppSummary(app, count, users)
+            for app, count, users in await service._list_apps()  # type: ignore[attr-defined]
+        ]
     if not isinstance(service, DatabaseSessionService):
         raise ValueError(f"{type(service).__name__} cannot list apps.")
     await service.prepare_tables()
@@ -652,9 +668,26 @@ async def import_sessions(
     skipped (or replaced with ``replace=True``). A malformed line is reported with its number
     and skipped; nothing of it is written.
     """
+    report = ImportReport()
+    if _is_redis(service):
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                session = _parse_line(line)
+                outcome = await service._import_session(session, replace)  # type: ignore[attr-defined]
+            except (ValueError, TypeError) as exc:
+                report.errors.append(f"line {number}: {exc}")
+                continue
+            if outcome == "skipped":
+                report.skipped += 1
+            elif outcome == "replaced":
+                report.replaced += 1
+            else:
+                report.imported += 1
+        return report
     await service.prepare_tables()
     engine = _engine(service)
-    report = ImportReport()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -816,6 +849,15 @@ async def prune_sessions(
     """
     if older_than is None and not expired:
         raise ValueError("Say what to prune: --older-than AGE, --expired, or both.")
+    if _is_redis(service):
+        # Redis expires sessions itself: --expired finds only those the service's clock has
+        # passed and Redis has not removed yet.
+        return await service._prune(  # type: ignore[attr-defined, no-any-return]
+            older_than=None if older_than is None else older_than.total_seconds(),
+            expired=expired,
+            app_name=app_name,
+            dry_run=dry_run,
+        )
     await service.prepare_tables()
     engine = _engine(service)
     now = time.time()

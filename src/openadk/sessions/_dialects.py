@@ -110,6 +110,13 @@ def normalize_url(db_url: str | URL) -> URL:
     if not isinstance(db_url, str) or not db_url.strip():
         raise ValueError("db_url must be a non-empty database URL string.")
     text = db_url.strip()
+    from openadk.sessions._urls import is_redis_url
+
+    if is_redis_url(text):
+        raise ValueError(
+            f"{_redact_text(text)} is a Redis URL: use RedisSessionService (or open_service), "
+            "not DatabaseSessionService."
+        )
     if "://" not in text and text.lower().endswith(_SQLITE_SUFFIXES):
         return URL.create("sqlite+aiosqlite", database=text)
     scheme, sep, rest = text.partition("://")
