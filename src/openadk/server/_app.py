@@ -840,8 +840,11 @@ def create_app(
     app.openapi = openapi  # type: ignore[method-assign]
     install_docs(app, "/openapi.json", app.title)
     public = set(_PUBLIC_PATHS)
+    ui_prefix: str | None = None
     if ui:
-        from openadk.server._ui import install_ui
+        from openadk.server._ui import UI_PREFIX, install_ui
+
+        ui_prefix = UI_PREFIX + "/"
 
         install_ui(app, server.service, server.owners, api_key)
         public |= _UI_PATHS
@@ -851,7 +854,12 @@ def create_app(
             table.add(route.path, route.methods or ())
 
     def is_public(path: str) -> bool:
-        return path in public or path.startswith(ASSETS_PATH + "/")
+        # The pages check their own sign-in cookie (the API's key headers are not theirs).
+        return (
+            path in public
+            or path.startswith(ASSETS_PATH + "/")
+            or (ui_prefix is not None and path.startswith(ui_prefix))
+        )
 
     app.add_middleware(Guard, api_key=api_key, limits=limits, is_public=is_public)
     return app
