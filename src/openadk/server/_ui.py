@@ -59,7 +59,7 @@ CSP = (
 _PAGE_HEADERS = {
     "content-security-policy": CSP,
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",
     "x-frame-options": "DENY",
     "cache-control": "no-store",
 }
@@ -528,7 +528,12 @@ def install_ui(
     async def raw_event(request: Request) -> Response:
         key = _key(request.query_params)
         event_id = str(_arg(request.query_params, "event"))
-        stamp = parse_cursor(request.query_params.get("at"))[0]
+        try:
+            stamp = float(request.query_params.get("at", ""))
+        except ValueError:
+            stamp = math.nan
+        if not math.isfinite(stamp):
+            raise _PageError(400, "Bad request", "The event's time ('at') is not valid.")
         try:
             # From just before the event's time: the event is among the first few listed.
             near = await service.list_events(
