@@ -38,23 +38,20 @@ MAX_JSON = 3000
 """Characters of a JSON value (arguments, a result, a state value) shown before the rest."""
 MAX_TITLE = 120
 
-# C0 and C1 control characters but tab and newline: shown as visible symbols, so a terminal
-# escape sequence reads as text and moves nothing.
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0 and C1 control characters but tab and newline, and the bidirectional embeddings,
+# overrides and isolates: shown as escapes (``\x1b``, ``\u202e``), so a terminal escape
+# sequence reads as text and moves nothing, and no text can reverse what follows it.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-def _control_symbol(found: re.Match[str]) -> str:
+def _escape_control(found: re.Match[str]) -> str:
     code = ord(found.group())
-    if code < 0x20:
-        return chr(0x2400 + code)
-    if code == 0x7F:
-        return "\u2421"
-    return f"\\x{code:02x}"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def visible(text: str) -> str:
-    """``text`` with control characters (terminal escapes included) as visible symbols."""
-    return _CONTROLS.sub(_control_symbol, text)
+    """``text`` with control characters and bidi overrides shown as escapes (backslash x1b)."""
+    return _CONTROLS.sub(_escape_control, text)
 
 
 def clip(text: str, limit: int) -> tuple[str, int]:
