@@ -326,6 +326,13 @@ def install_ui(
 
     @page("/")
     async def apps_page(request: Request) -> Response:
+        params = request.query_params
+        if params.get("app"):
+            # The links of the page this browser replaced (``/?app=A&user=U&session=S``).
+            if params.get("user") and params.get("session"):
+                query = urlencode({"app": params["app"], "user": params["user"], "id": params["session"]})
+                return redirect(f"{UI_PREFIX}/session?{query}")
+            return redirect(f"{UI_PREFIX}/app?" + urlencode({"app": params["app"]}))
         try:
             rows = await browse.app_rows(service)
         except ValueError as exc:
