@@ -8,7 +8,8 @@ What it checks (issue 15's targets):
   through the keyset cursor) as fast as the list of an app with 100 sessions. Measured without
   and with the index the newest-first order wants::
 
-      CREATE INDEX idx_sessions_app_update ON sessions (app_name, update_time DESC, user_id DESC, id DESC)
+      CREATE INDEX idx_sessions_app_update
+          ON sessions (app_name, update_time DESC, user_id DESC, id DESC)
 
   (created by hand here; the schema has no such index yet, so a migration would add it).
 
@@ -150,9 +151,7 @@ async def run(db_url: str, label: str, runs: int, big: int) -> list[str]:
             transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"
         ) as client:
             ten, ten_bytes = await timed(client, "/ui/session?app=chat&user=u1&id=ten", runs)
-            fifty, fifty_bytes = await timed(
-                client, "/ui/session?app=chat&user=u1&id=fifty", runs
-            )
+            fifty, fifty_bytes = await timed(client, "/ui/session?app=chat&user=u1&id=fifty", runs)
             tenk, tenk_bytes = await timed(client, "/ui/session?app=chat&user=u1&id=tenk", runs)
             older_url = "/ui/session/older?app=chat&user=u1&id=tenk&before=" + (
                 f"{start + 100 + 5:.6f}:e005000"

@@ -30,7 +30,9 @@ from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():  # pragma: no cover - .ci/run installs it
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+    pytest.skip(
+        "Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True
+    )
 
 API_KEY = "browser-test-key-7d41"
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
@@ -92,7 +94,9 @@ async def _seed(url: str) -> None:
             session = await service.create_session(
                 app_name="shop", user_id=user, session_id=f"chat-{i:02d}"
             )
-            await service.append_event(session, _text("user", f"Question number {i} about an order"))
+            await service.append_event(
+                session, _text("user", f"Question number {i} about an order")
+            )
         long = await service.create_session(
             app_name="shop",
             user_id="carol",
@@ -239,7 +243,9 @@ def test_sign_in_sets_a_strict_httponly_cookie_and_no_url_has_the_key(
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert API_KEY not in cookie["value"]
     assert API_KEY not in page.url
-    links = page.eval_on_selector_all("a[href], form[action]", "els => els.map(e => e.href || e.action)")
+    links = page.eval_on_selector_all(
+        "a[href], form[action]", "els => els.map(e => e.href || e.action)"
+    )
     assert links and not [link for link in links if API_KEY in link or "key=" in link]
     page.click("button:has-text('Sign out')")
     expect(page.locator("h1")).to_have_text("Sign in")

@@ -132,9 +132,7 @@ def _arg(source: Mapping[str, str], name: str, *, required: bool = True) -> str 
 
 
 def _key(source: Mapping[str, str]) -> _Key:
-    return _Key(
-        str(_arg(source, "app")), str(_arg(source, "user")), str(_arg(source, "id"))
-    )
+    return _Key(str(_arg(source, "app")), str(_arg(source, "user")), str(_arg(source, "id")))
 
 
 def _labels_filter(text: str | None) -> dict[str, str]:
@@ -289,11 +287,10 @@ def install_ui(
         if not target.startswith("/") or target.startswith("//") or "\\" in target:
             target = "/"
         if not (given and hmac.compare_digest(given.encode(), api_key.encode())):
-            response = render(
+            return render(
                 request, "signin.html", status=401,
                 message="That is not the server's API key.", next=target,
             )  # fmt: skip
-            return response
         response = redirect(target)
         response.set_cookie(
             COOKIE_NAME,
@@ -330,7 +327,9 @@ def install_ui(
         if params.get("app"):
             # The links of the page this browser replaced (``/?app=A&user=U&session=S``).
             if params.get("user") and params.get("session"):
-                query = urlencode({"app": params["app"], "user": params["user"], "id": params["session"]})
+                query = urlencode(
+                    {"app": params["app"], "user": params["user"], "id": params["session"]}
+                )
                 return redirect(f"{UI_PREFIX}/session?{query}")
             return redirect(f"{UI_PREFIX}/app?" + urlencode({"app": params["app"]}))
         try:
@@ -449,7 +448,9 @@ def install_ui(
             raise _PageError(400, "Bad request", "The event position is not valid.")
         return value, event_id
 
-    def session_context(key: _Key, session: Session, events: list[Any], older: bool) -> dict[str, Any]:
+    def session_context(
+        key: _Key, session: Session, events: list[Any], older: bool
+    ) -> dict[str, Any]:
         name, labels = browse._metadata(session)
         views = [event_view(e) for e in reversed(events)]
         newest = events[-1] if events else None
@@ -559,9 +560,7 @@ def install_ui(
     @page(UI_PREFIX + "/session/export")
     async def export_session(request: Request) -> Response:
         key = _key(request.query_params)
-        session = await service.get_session(
-            app_name=key.app, user_id=key.user, session_id=key.id
-        )
+        session = await service.get_session(app_name=key.app, user_id=key.user, session_id=key.id)
         if session is None:
             raise _PageError(404, "Session deleted", "This session was deleted.")
         line = session.model_dump_json(by_alias=True, exclude_none=True) + "\n"
@@ -676,7 +675,7 @@ async def _export_lines(
     try:
         from openadk.sessions._database import DatabaseSessionService
     except ImportError:  # pragma: no cover
-        DatabaseSessionService = None  # type: ignore[assignment,misc]  # noqa: N806
+        DatabaseSessionService = None  # type: ignore[assignment,misc]
     if DatabaseSessionService is not None and isinstance(service, DatabaseSessionService):
         async for line in export_sessions(service, app_name=app_name, user_id=user_id):
             yield line + "\n"

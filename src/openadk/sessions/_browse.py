@@ -1,4 +1,4 @@
-"""Read-only queries the session browser (``openadk serve``'s web page) needs beyond the service API.
+"""Read-only queries the session browser (``openadk serve``'s pages) needs beyond the service API.
 
 Apps with their counts and last activity, an app's sessions newest first with their event
 counts, and a session's events before a position. On a database each is one indexed statement
@@ -261,9 +261,7 @@ async def newest_sessions(
             )
             first = first_user_text(head.events)
         rows.append(
-            SessionRow(
-                app_name, user, session_id, from_db_time(updated).timestamp(), int(n), first
-            )
+            SessionRow(app_name, user, session_id, from_db_time(updated).timestamp(), int(n), first)
         )
     rows = await _with_metadata(service, rows)
     return SessionPage(rows, _cursor(rows[-1]) if more else None)
@@ -390,9 +388,7 @@ async def events_before(
     """
     engine = _engine_of(service)
     if engine is None:
-        every = await service.get_session(
-            app_name=app_name, user_id=user_id, session_id=session_id
-        )
+        every = await service.get_session(app_name=app_name, user_id=user_id, session_id=session_id)
         if every is None:
             from openadk.errors import SessionNotFoundError
 
