@@ -131,6 +131,13 @@ async def _seed(url: str) -> None:
         await service.append_event(hostile, _text("user", HOSTILE_TEXT))
         await service.append_event(hostile, _text("agent<x>", "A" * 100_000 + " long-word-end"))
         await service.append_event(hostile, _call("<script>tool</script>", {"deep": _deep(120)}))
+        await service.append_event(
+            hostile, _text("user", "\x1b]0;title\x07 ok", invocation_id="<inv>\x1b[1m")
+        )
+        wide = await service.create_session(
+            app_name="<b>hostile</b>", user_id="wide", session_id="x" * 128
+        )
+        await service.append_event(wide, _text("user", "B" * 100_000))
 
 
 def _deep(depth: int) -> Any:
@@ -425,15 +432,20 @@ def test_hostile_strings_render_escaped_without_breaking_the_layout(page: Page) 
     watched: Watched = page.watched  # type: ignore[attr-defined]
     page.get_by_role("link", name="<b>hostile</b>", exact=True).click()
     expect(page.locator("h1")).to_have_text("<b>hostile</b>")
-    row = page.locator("table.sessions tbody tr")
-    expect(row).to_have_count(1)
+    rows = page.locator("table.sessions tbody tr")
+    expect(rows).to_have_count(2)
+    # A 100 KB first message is a one-line title; a 128-character id wraps.
+    expect(rows.first.locator("td.name a")).to_have_text("B" * 119 + "\u2026")
+    row = rows.nth(1)
     expect(row).to_contain_text("<script>alert('x')</script>")
     _fits(page)
+    _shot(page, "browser-hostile-list.png")
     row.locator("td.name a").click()
-    expect(page.locator("article.event")).to_have_count(3)
-    expect(page.locator("article.event.user")).to_contain_text("<img src=x onerror=alert(1)>")
+    expect(page.locator("article.event")).to_have_count(4)
+    expect(page.locator("article.event").first.locator(".inv")).to_have_text("<inv>\\x1b[1m")
+    expect(page.locator("article.event.user").last).to_contain_text("<img src=x onerror=alert(1)>")
     # Terminal escapes show as symbols; nothing was made an element.
-    expect(page.locator("article.event.user")).to_contain_text("\\x1b[31mred")
+    expect(page.locator("article.event.user").last).to_contain_text("\\x1b[31mred")
     # A right-to-left override is shown, not obeyed: the user id reads as written.
     expect(page.locator(".facts")).to_contain_text("\\u202euser\\u202c<i>")
     assert page.locator("main script, main img, main b, main i").count() == 0
