@@ -277,3 +277,23 @@ async def test_export_and_live_fragments(
     assert fresh.status_code == 200 and "new one" in fresh.text
     assert 'id="state" hx-swap-oob="true"' in fresh.text and "2 events" in fresh.text
     assert "&lt;script&gt;x&lt;/script&gt;" not in fresh.text  # only the new event
+
+
+async def test_a_burst_of_new_events_shows_a_page_and_says_so(
+    open_pages: tuple[httpx.AsyncClient, InMemorySessionService],
+) -> None:
+    http, store = open_pages
+    key = {"app": "app1", "user": "u1", "id": "s1"}
+    page = (await http.get("/ui/session", params=key)).text
+    found = re.search(r'id="live"[^>]*hx-get="([^"]+)"', page.replace("\n", " "))
+    assert found is not None
+    url = found.group(1).replace("&amp;", "&")
+    session = await store.get_session(app_name="app1", user_id="u1", session_id="s1")
+    assert session is not None
+    for n in range(60):
+        text = types.Content(role="model", parts=[types.Part(text=f"burst {n}")])
+        await store.append_event(session, Event(author="agent", content=text))
+    fresh = await http.get(url)
+    assert fresh.text.count("<article") == 50
+    assert "burst 59" in fresh.text and "burst 9<" not in fresh.text
+    assert "More events arrived than fit here" in fresh.text

@@ -511,8 +511,9 @@ def install_ui(
         if revision(head) == rev:
             return Response(status_code=204)
         after = parse_cursor(after_text) if after_text else None
+        # At most a page of new events (plus the one at ``after``, which is not new).
         config = GetSessionConfig(
-            num_recent_events=None if after else EVENTS_PER_PAGE,
+            num_recent_events=EVENTS_PER_PAGE + 1,
             after_timestamp=None if after is None else after[0],
         )
         session = await service.get_session(
@@ -521,6 +522,8 @@ def install_ui(
         if session is None:
             return render(request, "deleted.html", status=286, key=key)
         fresh = [e for e in session.events if after is None or (e.timestamp, e.id) > after]
+        skipped = len(fresh) > EVENTS_PER_PAGE
+        fresh = fresh[-EVENTS_PER_PAGE:]
         count = await browse.count_events(
             service, app_name=key.app, user_id=key.user, session_id=key.id
         )
@@ -529,7 +532,7 @@ def install_ui(
             request, "live.html", key=key, events=[event_view(e) for e in reversed(fresh)],
             after=event_cursor(newest.timestamp, newest.id) if newest else after_text,
             rev=revision(session), poll=POLL_SECONDS, state=state_view(session.state),
-            count=count, session=session,
+            count=count, session=session, skipped=skipped,
         )  # fmt: skip
 
     @page(UI_PREFIX + "/session/raw")
