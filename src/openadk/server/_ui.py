@@ -150,6 +150,14 @@ def _labels_filter(text: str | None) -> dict[str, str]:
     return found
 
 
+def _capable(service: BaseSessionService, capability: str, method: str) -> bool:
+    """Whether the service has ``method`` and, when it lists its capabilities, ``capability``."""
+    if not callable(getattr(service, method, None)):
+        return False
+    declared = getattr(service, "capabilities", None)
+    return declared is None or capability in declared
+
+
 def _same_origin(request: Request) -> bool:
     """Whether a state-changing request comes from this server's own pages.
 
@@ -181,9 +189,9 @@ def install_ui(
     env = _templates()
     static = _static_files()
     token = None if api_key is None else _cookie_token(api_key)
-    supports_labels = hasattr(service, "update_session")
-    supports_search = hasattr(service, "search_events")
-    supports_fork = hasattr(service, "fork_session")
+    supports_labels = _capable(service, "metadata", "update_session")
+    supports_search = _capable(service, "search", "search_events")
+    supports_fork = _capable(service, "fork", "fork_session")
     features = {"labels": supports_labels, "search": supports_search, "fork": supports_fork}
 
     def signed_in(request: Request) -> bool:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from openadk.events import Event
 from openadk.sessions._base import BaseSessionService, decode_page_token, encode_page_token
-from openadk.sessions._session import GetSessionConfig, Session
+from openadk.sessions._session import Session
 
 if TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -212,7 +212,11 @@ async def newest_sessions(
     """
     after = None if cursor is None else decode_page_token(cursor)
     engine = _engine_of(service)
-    if engine is None or labels:
+    from openadk.sessions import _schema
+
+    titles = getattr(_schema, "session_metadata", None)
+    tags = getattr(_schema, "session_labels", None)
+    if engine is None or (labels and tags is None):
         return await _newest_listed(service, app_name, user_id, labels or {}, after, limit)
     from sqlalchemy import and_, func, or_, select
 
@@ -228,11 +232,39 @@ async def newest_sessions(
         )
         .scalar_subquery()
     )
-    query = select(
-        sessions.c.user_id, sessions.c.id, sessions.c.update_time, count.label("events")
-    ).where(sessions.c.app_name == app_name, _live(to_db_time(time.time())))
+    columns = [sessions.c.user_id, sessions.c.id, sessions.c.update_time, count.label("events")]
+    source: Any = sessions
+    if titles is not None:
+        # openadk's titles and labels (revision 0003), when this version keeps them.
+        columns += [titles.c.display_name, titles.c.labels]
+        source = sessions.outerjoin(
+            titles,
+            and_(
+                titles.c.app_name == sessions.c.app_name,
+                titles.c.user_id == sessions.c.user_id,
+                titles.c.session_id == sessions.c.id,
+            ),
+        )
+    query = (
+        select(*columns)
+        .select_from(source)
+        .where(sessions.c.app_name == app_name, _live(to_db_time(time.time())))
+    )
     if user_id is not None:
         query = query.where(sessions.c.user_id == user_id)
+    for name, value in (labels or {}).items():
+        assert tags is not None
+        query = query.where(
+            select(tags.c.key)
+            .where(
+                tags.c.app_name == sessions.c.app_name,
+                tags.c.user_id == sessions.c.user_id,
+                tags.c.session_id == sessions.c.id,
+                tags.c.key == name,
+                tags.c.value == value,
+            )
+            .exists()
+        )
     if after is not None:
         at = to_db_time(after[0])
         # Spelled out rather than a row-value comparison, so every database uses the index's
@@ -251,46 +283,30 @@ async def newest_sessions(
     async with engine.connect() as conn:
         found = (await conn.execute(query)).all()
     more = len(found) > limit
-    found = found[:limit]
     rows = []
-    for user, session_id, updated, n in found:
+    for row in found[:limit]:
+        user, session_id, updated, n = row[:4]
+        title = row[4] if titles is not None else None
+        tagged = row[5] if titles is not None else None
         first = None
-        if n:
+        if n and not title:
             head = await service.list_events(
                 app_name=app_name, user_id=user, session_id=session_id, limit=_FIRST_EVENTS
             )
             first = first_user_text(head.events)
         rows.append(
-            SessionRow(app_name, user, session_id, from_db_time(updated).timestamp(), int(n), first)
-        )
-    rows = await _with_metadata(service, rows)
-    return SessionPage(rows, _cursor(rows[-1]) if more else None)
-
-
-async def _with_metadata(service: BaseSessionService, rows: list[SessionRow]) -> list[SessionRow]:
-    """Adds display names and labels, for services that keep them on the session."""
-    if not hasattr(Session, "model_fields") or "labels" not in Session.model_fields:
-        return rows
-    config = GetSessionConfig(num_recent_events=0)
-    out = []
-    for row in rows:
-        session = await service.get_session(
-            app_name=row.app_name, user_id=row.user_id, session_id=row.id, config=config
-        )
-        name, labels = (None, {}) if session is None else _metadata(session)
-        out.append(
             SessionRow(
-                row.app_name,
-                row.user_id,
-                row.id,
-                row.last_update_time,
-                row.event_count,
-                row.first_message,
-                name,
-                labels,
+                app_name,
+                user,
+                session_id,
+                from_db_time(updated).timestamp(),
+                int(n),
+                first,
+                title or None,
+                dict(tagged) if isinstance(tagged, Mapping) else {},
             )
         )
-    return out
+    return SessionPage(rows, _cursor(rows[-1]) if more else None)
 
 
 def _cursor(row: SessionRow) -> str:
