@@ -464,3 +464,70 @@ def _fits(page: Page) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
     viewport = page.evaluate("window.innerWidth")
     assert width <= viewport, (width, viewport)
+
+
+def _capable(capability: str) -> bool:
+    from openadk.sessions import DatabaseSessionService
+
+    return capability in getattr(DatabaseSessionService, "capabilities", ())
+
+
+@pytest.mark.skipif(not _capable("metadata"), reason="the service keeps no titles or labels")
+def test_rename_label_and_filter_by_label(page: Page) -> None:
+    page.goto("/ui/session?app=shop&user=alice&id=chat-07")
+    page.click("summary:has-text('Rename…')")
+    page.fill("input[name=display_name]", "Refund for order 7 <script>alert(1)</script>")
+    page.click("button:has-text('Save name')")
+    expect(page.locator(".flash")).to_have_text("Renamed.")
+    expect(page.locator("h1")).to_have_text("Refund for order 7 <script>alert(1)</script>")
+    page.click("summary:has-text('Labels…')")
+    page.fill("input[name=labels]", "team=support priority=high")
+    page.click("button:has-text('Save labels')")
+    expect(page.locator(".flash")).to_have_text("Labels saved.")
+    expect(page.locator(".facts .label")).to_have_count(2)
+    page.click("summary:has-text('Labels…')")
+    page.fill("input[name=labels]", "Not A Label!")
+    page.click("button:has-text('Save labels')")
+    expect(page.locator(".error-page")).to_be_visible()
+    assert "Traceback" not in page.content()
+
+    page.goto("/ui/app?app=shop")
+    page.fill("input[name=label]", "team=support")
+    page.click("button:has-text('Show')")
+    rows = page.locator("table.sessions tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator("td.name a")).to_have_text(
+        "Refund for order 7 <script>alert(1)</script>"
+    )
+    expect(rows.first).to_contain_text("chat-07")
+    expect(rows.first.locator(".label")).to_have_count(2)
+    assert "label=team%3Dsupport" in page.url
+    _shot(page, "browser-labels.png")
+    page.fill("input[name=label]", "team=nobody")
+    page.click("button:has-text('Show')")
+    expect(page.locator(".empty")).to_contain_text("No sessions")
+
+
+@pytest.mark.skipif(not _capable("search"), reason="the service has no full-text search")
+def test_search_finds_messages_across_sessions(page: Page) -> None:
+    page.goto("/ui/app?app=shop")
+    page.fill("input[name=q]", "parcel")
+    page.click("button:has-text('Show')")
+    hits = page.locator("ol.hits li")
+    expect(hits.first).to_contain_text("long-chat")
+    assert "q=parcel" in page.url
+    _shot(page, "browser-search.png")
+    hits.first.locator("a").click()
+    expect(page.locator("h1")).to_contain_text("long-chat")
+
+
+@pytest.mark.skipif(not _capable("fork"), reason="the service cannot fork sessions")
+def test_fork_a_session_up_to_an_invocation(page: Page) -> None:
+    page.goto("/ui/session?app=shop&user=carol&id=long-chat")
+    page.click("summary:has-text('Fork…')")
+    page.fill("input[name=new_id]", "long-chat-fork")
+    page.fill("input[name=up_to_invocation_id]", "i2")
+    page.click("button:has-text('Fork')")
+    expect(page.locator(".flash")).to_have_text("Forked from long-chat.")
+    expect(page.locator("#count")).to_contain_text("events")
+    expect(page.locator("article.event").first).to_contain_text("Answer 2")
