@@ -221,6 +221,8 @@ def install_ui(
 
     def sign_in_page(request: Request, message: str, status: int) -> HTMLResponse:
         back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":
+            back = "/"
         return render(request, "signin.html", status=status, message=message, next=back)
 
     Handler = Callable[[Request], Any]
