@@ -48,7 +48,7 @@ from openadk.errors import (
     StorageError,
 )
 from openadk.events import Event
-from openadk.sessions import _dialects
+from openadk.sessions import _dialects, _metadata_sql
 from openadk.sessions._base import (
     AppendOutcome,
     AppendPlan,
@@ -57,10 +57,12 @@ from openadk.sessions._base import (
     OnStale,
     PageKey,
     ScopedDelta,
+    SessionFilter,
     encode_page_token,
     first_kept_index,
     merge_state,
 )
+from openadk.sessions._metadata import SessionMetadata
 from openadk.sessions._schema import (
     SCHEMA_VERSION,
     app_states,
@@ -121,6 +123,8 @@ class DatabaseSessionService(BaseSessionService):
     Works with any async SQLAlchemy dialect; tuned for SQLite (aiosqlite), PostgreSQL (asyncpg,
     psycopg), MySQL/MariaDB (aiomysql, asyncmy) and Spanner (sqlalchemy-spanner).
     """
+
+    capabilities = frozenset({"metadata"})
 
     def __init__(
         self,
@@ -549,6 +553,7 @@ class DatabaseSessionService(BaseSessionService):
         state: ScopedDelta,
         exist_ok: bool,
         expire_time: float | None = None,
+        metadata: SessionMetadata | None = None,
     ) -> Session:
         new_id = session_id or str(uuid.uuid4())
 
@@ -609,6 +614,17 @@ class DatabaseSessionService(BaseSessionService):
                 stored_events = await self._read_events(conn, app_name, user_id, new_id, None)
             if expire_time is not None:
                 await self._set_expiry(conn, app_name, user_id, new_id, expire_time)
+            # metadata: the title and labels given, or (resuming) the stored ones.
+            display_name: str | None = None
+            labels: dict[str, str] = {}
+            if metadata is not None:
+                display_name, labels = await _metadata_sql.write_metadata(
+                    conn, self._dialect, app_name, user_id, new_id, metadata
+                )
+            elif not created:
+                display_name, labels = await _metadata_sql.read_metadata(
+                    conn, self._dialect, app_name, user_id, new_id
+                )
             await self._apply_scopes(conn, app_name, user_id, state, now)
             app_state, user_state = await self._read_scopes(conn, app_name, user_id)
             return self._session(
@@ -620,6 +636,8 @@ class DatabaseSessionService(BaseSessionService):
                 user_state,
                 update_time,
                 stored_events,
+                display_name,
+                labels,
             )
 
         for attempt in range(2):
@@ -659,6 +677,8 @@ class DatabaseSessionService(BaseSessionService):
         await conn.execute(
             delete(session_expiry).where(*_expiry_key(app_name, user_id, session_id))
         )
+        # metadata: the title and labels go with the session.
+        await _metadata_sql.delete_session_metadata(conn, app_name, user_id, session_id)
         await conn.execute(
             delete(events).where(
                 events.c.app_name == app_name,
@@ -705,6 +725,8 @@ class DatabaseSessionService(BaseSessionService):
         user_state: dict[str, Any],
         update_time: datetime.datetime,
         stored_events: list[Event],
+        display_name: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> Session:
         stamp = from_db_time(update_time)
         return Session._from_storage(
@@ -715,6 +737,8 @@ class DatabaseSessionService(BaseSessionService):
             events=stored_events,
             last_update_time=_epoch(stamp),
             marker=_marker(stamp),
+            display_name=display_name,
+            labels=labels,
         )
 
     async def _get_session(
@@ -734,6 +758,8 @@ class DatabaseSessionService(BaseSessionService):
                         sessions.c.update_time,
                         app_q.scalar_subquery().label("app_state"),
                         user_q.scalar_subquery().label("user_state"),
+                        # metadata: title and labels, in the same statement.
+                        *_metadata_sql.metadata_columns(self._dialect),
                     ).where(
                         sessions.c.app_name == app_name,
                         sessions.c.user_id == user_id,
@@ -752,6 +778,9 @@ class DatabaseSessionService(BaseSessionService):
                 stored_events: list[Event] = []
             else:
                 stored_events = await self._read_events(conn, app_name, user_id, session_id, config)
+            display_name, labels = _metadata_sql.row_metadata(
+                row, _session_key(app_name, user_id, session_id)
+            )
             return self._session(
                 app_name,
                 user_id,
@@ -761,6 +790,8 @@ class DatabaseSessionService(BaseSessionService):
                 user_state,
                 row.update_time,
                 stored_events,
+                display_name,
+                labels,
             )
 
         return await self._run("get_session", False, body)
@@ -772,6 +803,7 @@ class DatabaseSessionService(BaseSessionService):
         user_id: str | None,
         limit: int | None,
         after: PageKey | None,
+        filters: SessionFilter | None = None,
     ) -> ListSessionsResponse:
         async def body(conn: AsyncConnection) -> ListSessionsResponse:
             query = select(
@@ -779,9 +811,20 @@ class DatabaseSessionService(BaseSessionService):
                 sessions.c.id,
                 self._state(sessions.c.state),
                 sessions.c.update_time,
+                # metadata: title and labels of each listed session.
+                *_metadata_sql.metadata_columns(self._dialect),
             ).where(sessions.c.app_name == app_name, _live(self._db_time(self._clock())))
             if user_id is not None:
                 query = query.where(sessions.c.user_id == user_id)
+            if filters:
+                # metadata: label and update-time filters, in SQL; keyset paging unchanged.
+                query = query.where(*_metadata_sql.label_conditions(filters.labels))
+                if filters.updated_after is not None:
+                    at = self._bound_time(filters.updated_after, "updated_after")
+                    query = query.where(sessions.c.update_time >= at)
+                if filters.updated_before is not None:
+                    at = self._bound_time(filters.updated_before, "updated_before")
+                    query = query.where(sessions.c.update_time < at)
             if after is not None:
                 stamp, last_user, last_id = after
                 at = self._bound_time(stamp, "page_token")
@@ -829,6 +872,7 @@ class DatabaseSessionService(BaseSessionService):
                     scopes.get(r.user_id) or {},
                     r.update_time,
                     [],
+                    *_metadata_sql.row_metadata(r, _session_key(app_name, r.user_id, r.id)),
                 )
                 for r in rows
             ]
@@ -887,6 +931,49 @@ class DatabaseSessionService(BaseSessionService):
             return ListEventsResponse(events=page, next_page_token=token)
 
         return await self._run("list_events", False, body)
+
+    async def _update_session(
+        self, *, app_name: str, user_id: str, session_id: str, metadata: SessionMetadata
+    ) -> Session:
+        async def body(conn: AsyncConnection) -> Session:
+            # The session row is locked (not changed): a concurrent delete waits or wins.
+            row = (
+                await conn.execute(
+                    _dialects.lock_rows(
+                        self._dialect,
+                        select(self._state(sessions.c.state), sessions.c.update_time).where(
+                            sessions.c.app_name == app_name,
+                            sessions.c.user_id == user_id,
+                            sessions.c.id == session_id,
+                            _live(self._db_time(self._clock())),
+                        ),
+                    )
+                )
+            ).first()
+            if row is None:
+                raise SessionNotFoundError(f"Session {session_id} not found.")
+            # metadata: the update itself.
+            display_name, labels = await _metadata_sql.write_metadata(
+                conn, self._dialect, app_name, user_id, session_id, metadata
+            )
+            own_state = _decode_state(
+                row.state, "sessions", _session_key(app_name, user_id, session_id)
+            )
+            app_state, user_state = await self._read_scopes(conn, app_name, user_id)
+            return self._session(
+                app_name,
+                user_id,
+                session_id,
+                own_state,
+                app_state,
+                user_state,
+                row.update_time,
+                [],
+                display_name,
+                labels,
+            )
+
+        return await self._run("update_session", True, body)
 
     async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         async def body(conn: AsyncConnection) -> None:
@@ -948,6 +1035,8 @@ class DatabaseSessionService(BaseSessionService):
                     session_expiry.c.app_name == app_name, session_expiry.c.user_id == user_id
                 )
             )
+            # metadata: the user's titles and labels go with the sessions.
+            await _metadata_sql.delete_user_metadata(conn, app_name, user_id)
             await conn.execute(
                 delete(events).where(events.c.app_name == app_name, events.c.user_id == user_id)
             )

@@ -20,12 +20,14 @@ from openadk.sessions._base import (
     OnStale,
     PageKey,
     ScopedDelta,
+    SessionFilter,
     encode_page_token,
     first_kept_index,
     merge_state,
     next_timestamp,
 )
 from openadk.sessions._json import copy_json
+from openadk.sessions._metadata import SessionMetadata, Unset
 from openadk.sessions._session import (
     GetSessionConfig,
     ListEventsResponse,
@@ -73,6 +75,16 @@ class _Stored:
     timestamps: list[float] = field(default_factory=list)
     by_id: dict[str, Event] = field(default_factory=dict)
     expire_time: float | None = None
+    display_name: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def set_metadata(self, metadata: SessionMetadata | None) -> None:
+        if metadata is None:
+            return
+        if not isinstance(metadata.display_name, Unset):
+            self.display_name = metadata.display_name
+        if not isinstance(metadata.labels, Unset):
+            self.labels = dict(metadata.labels)
 
     @property
     def marker(self) -> str:
@@ -93,6 +105,8 @@ class InMemorySessionService(BaseSessionService):
 
     Meant for one event loop in one process; it is not thread-safe.
     """
+
+    capabilities = frozenset({"metadata"})
 
     def __init__(
         self, *, on_stale: OnStale = "error", clock: Callable[[], float] = time.time
@@ -184,6 +198,8 @@ class InMemorySessionService(BaseSessionService):
             events=events,
             last_update_time=stored.last_update_time,
             marker=stored.marker,
+            display_name=stored.display_name,
+            labels=dict(stored.labels),
         )
 
     async def _create_session(
@@ -195,6 +211,7 @@ class InMemorySessionService(BaseSessionService):
         state: ScopedDelta,
         exist_ok: bool,
         expire_time: float | None = None,
+        metadata: SessionMetadata | None = None,
     ) -> Session:
         if session_id is None:
             session_id = str(uuid.uuid4())
@@ -217,6 +234,7 @@ class InMemorySessionService(BaseSessionService):
             stored.last_update_time = max(now, stored.last_update_time)
         if expire_time is not None:
             stored.expire_time = expire_time
+        stored.set_metadata(metadata)
         self._apply_shared(app_name, user_id, state)
         return self._to_session(stored, list(stored.events))
 
@@ -247,6 +265,7 @@ class InMemorySessionService(BaseSessionService):
         user_id: str | None,
         limit: int | None,
         after: PageKey | None,
+        filters: SessionFilter | None = None,
     ) -> ListSessionsResponse:
         users = self._sessions.get(app_name, {})
         if user_id is not None:
@@ -258,6 +277,8 @@ class InMemorySessionService(BaseSessionService):
         )
         if after is not None:
             stored = [s for s in stored if (s.last_update_time, s.user_id, s.id) > after]
+        if filters:
+            stored = [s for s in stored if filters.matches(s.labels, s.last_update_time)]
         token = None
         if limit is not None and len(stored) > limit:
             stored = stored[:limit]
@@ -288,6 +309,15 @@ class InMemorySessionService(BaseSessionService):
             page = page[:limit]
             token = encode_page_token((page[-1].timestamp, page[-1].id, ""))
         return ListEventsResponse(events=list(page), next_page_token=token)
+
+    async def _update_session(
+        self, *, app_name: str, user_id: str, session_id: str, metadata: SessionMetadata
+    ) -> Session:
+        stored = self._find(app_name, user_id, session_id)
+        if stored is None:
+            raise SessionNotFoundError(f"Session {session_id} not found.")
+        stored.set_metadata(metadata)
+        return self._to_session(stored, [])
 
     async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         by_id = self._sessions.get(app_name, {}).get(user_id, {})

@@ -12,6 +12,14 @@ from openadk.events import Event
 __all__ = ["GetSessionConfig", "ListEventsResponse", "ListSessionsResponse", "Session"]
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+def _is_empty(value: object) -> bool:
+    return not value
+
+
 class Session(BaseModel):
     """A conversation between a user and an agent: its state and its events.
 
@@ -30,6 +38,11 @@ class Session(BaseModel):
     events: list[Event] = Field(default_factory=list)
     last_update_time: float = 0.0
     """Unix seconds of the last change: the last event's timestamp, or the creation time."""
+    display_name: str | None = Field(default=None, exclude_if=_is_none)
+    """openadk: the session's title (None: untitled). Left out of the JSON when None, so a
+    session's JSON stays google-adk's."""
+    labels: dict[str, str] = Field(default_factory=dict, exclude_if=_is_empty)
+    """openadk: the session's labels (Agent Engine's rules). Left out of the JSON when empty."""
 
     # The stored revision this handle was read at; `append_event` compares it to detect stale
     # handles. Private, as in google-adk, so it never appears in JSON.
@@ -46,6 +59,8 @@ class Session(BaseModel):
         events: list[Event],
         last_update_time: float,
         marker: str | None,
+        display_name: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> Session:
         """Builds a session from values a backend has already checked, without validation.
 
@@ -63,15 +78,23 @@ class Session(BaseModel):
                 "state": state,
                 "events": events,
                 "last_update_time": last_update_time,
+                "display_name": display_name,
+                "labels": {} if labels is None else labels,
             },
         )
-        object.__setattr__(session, "__pydantic_fields_set__", set(_SESSION_FIELDS))
+        fields_set = set(_SESSION_FIELDS)
+        if display_name is not None:
+            fields_set.add("display_name")
+        if labels:
+            fields_set.add("labels")
+        object.__setattr__(session, "__pydantic_fields_set__", fields_set)
         object.__setattr__(session, "__pydantic_extra__", None)
         object.__setattr__(session, "__pydantic_private__", {"_storage_update_marker": marker})
         return session
 
 
 _SESSION_FIELDS = ("id", "app_name", "user_id", "state", "events", "last_update_time")
+# display_name and labels are not in the set fields unless given, as with the constructor.
 
 
 class GetSessionConfig(BaseModel):

@@ -39,8 +39,15 @@ from openadk.sessions._base import (
     OnStale,
     PageKey,
     ScopedDelta,
+    SessionFilter,
     encode_page_token,
     sort_key,
+)
+from openadk.sessions._metadata import (
+    SessionMetadata,
+    Unset,
+    check_display_name,
+    check_labels,
 )
 from openadk.sessions._session import (
     GetSessionConfig,
@@ -415,9 +422,9 @@ def _create_options(kwargs: Mapping[str, Any]) -> dict[str, Any]:
                 value = format_time(float(value))
             options["expireTime"] = value
         elif key == "display_name":
-            options["displayName"] = value
+            options["displayName"] = check_display_name(value)
         elif key == "labels":
-            options["labels"] = dict(value)
+            options["labels"] = check_labels(value)
         else:
             raise TypeError(
                 f"create_session() got an unexpected keyword argument {key!r}; "
@@ -468,6 +475,9 @@ class _ApiError:
 class VertexAiSessionService(BaseSessionService):
     """Sessions stored through the Agent Engine Sessions REST API.
 
+    Titles and labels are the API's ``displayName`` and ``labels``; `update_session` is a PATCH,
+    and the label and update-time filters of `list_sessions` are sent as the API's ``filter``.
+
     Talks to Vertex AI Agent Engine (Google Application Default Credentials, or an Express Mode
     API key) or, with ``api_endpoint``, to a self-hosted ``openadk serve``. Against an openadk
     server every contract of `BaseSessionService` holds, stale-handle detection included;
@@ -484,6 +494,8 @@ class VertexAiSessionService(BaseSessionService):
     last part. A session of another user raises ``ValueError`` (as google-adk does), where other
     backends return None. HTTP 429 and 503 are retried with exponential backoff.
     """
+
+    capabilities = frozenset({"metadata"})
 
     def __init__(
         self,
@@ -823,6 +835,12 @@ class VertexAiSessionService(BaseSessionService):
             state=dict(state),
             last_update_time=parse_time(update) if update else 0.0,
         )
+        display_name = body.get("displayName")
+        labels = body.get("labels")
+        if isinstance(display_name, str):
+            session.display_name = display_name
+        if isinstance(labels, dict) and labels:
+            session.labels = {str(k): str(v) for k, v in labels.items()}
         session._storage_update_marker = marker
         return session
 
@@ -1020,9 +1038,10 @@ class VertexAiSessionService(BaseSessionService):
         user_id: str | None,
         limit: int | None,
         after: PageKey | None,
+        filters: SessionFilter | None = None,
     ) -> ListSessionsResponse:
         parent = await self._parent(self._engine_id(app_name))
-        filter_ = None if user_id is None else f"user_id={quote_filter_literal(user_id)}"
+        filter_ = _list_filter(user_id, filters)
         # An openadk server pages in the same order with the same tokens: pass them through.
         passthrough = self._openadk_server or (after is None and limit is not None)
         sessions: list[Session] = []
@@ -1040,9 +1059,11 @@ class VertexAiSessionService(BaseSessionService):
             if response.status_code != 200:
                 raise _ApiError(response).exception("list sessions")
             page = response.json()
-            sessions.extend(
-                self._session_from_api(s, app_name, None) for s in page.get("sessions") or []
-            )
+            found = [self._session_from_api(s, app_name, None) for s in page.get("sessions") or []]
+            if filters:
+                # The server filtered already; a server that ignored a term is caught here.
+                found = [s for s in found if filters.matches(s.labels, s.last_update_time)]
+            sessions.extend(found)
             token = page.get("nextPageToken") or None
             if passthrough and not self._openadk_server:
                 passthrough = False  # not an openadk server: list everything, page here
@@ -1124,6 +1145,52 @@ class VertexAiSessionService(BaseSessionService):
             if limit is not None:
                 params["pageSize"] = min(limit - len(collected), _EVENT_PAGE)
 
+    async def _update_session(
+        self, *, app_name: str, user_id: str, session_id: str, metadata: SessionMetadata
+    ) -> Session:
+        short, name = await self._session_name(app_name, session_id)
+        headers = self._user_headers(user_id)
+        current = await self._get_session(
+            app_name=app_name,
+            user_id=user_id,
+            session_id=session_id,
+            config=GetSessionConfig(num_recent_events=0),
+        )
+        if current is None:
+            raise SessionNotFoundError(f"Session {session_id} not found.")
+        body: dict[str, Any] = {}
+        mask: list[str] = []
+        if not isinstance(metadata.display_name, Unset):
+            body["displayName"] = metadata.display_name
+            mask.append("displayName")
+        if not isinstance(metadata.labels, Unset):
+            body["labels"] = dict(metadata.labels)
+            mask.append("labels")
+        if not mask:
+            return current
+        response = await self._call(
+            "PATCH", name, params={"updateMask": ",".join(mask)}, body=body, headers=headers
+        )
+        if response.status_code == 404:
+            raise SessionNotFoundError(f"Session {session_id} not found.")
+        if self._not_owner(response):
+            raise ValueError(f"Session {short} does not belong to user {user_id}.")
+        if response.status_code != 200:
+            raise _ApiError(response).exception("update session")
+        updated = response.json()
+        if "userId" in updated:
+            return self._session_from_api(updated, app_name, self._revision(response))
+        # Google's API may answer with an operation: read the session back.
+        got = await self._get_session(
+            app_name=app_name,
+            user_id=user_id,
+            session_id=session_id,
+            config=GetSessionConfig(num_recent_events=0),
+        )
+        if got is None:
+            raise SessionNotFoundError(f"Session {session_id} not found.")
+        return got
+
     async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         short, name = await self._session_name(app_name, session_id)
         headers = self._user_headers(user_id)
@@ -1194,6 +1261,20 @@ class VertexAiSessionService(BaseSessionService):
             marker=self._revision(response),
             duplicate=response.headers.get(HEADER_DUPLICATE) == "1",
         )
+
+
+def _list_filter(user_id: str | None, filters: SessionFilter | None) -> str | None:
+    """The API's ``filter`` for a listing: terms joined with AND, or None."""
+    terms = []
+    if user_id is not None:
+        terms.append(f"user_id={quote_filter_literal(user_id)}")
+    if filters:
+        terms.extend(f"labels.{k}={quote_filter_literal(v)}" for k, v in filters.labels.items())
+        if filters.updated_after is not None:
+            terms.append(f'update_time>="{format_time(filters.updated_after, floor=True)}"')
+        if filters.updated_before is not None:
+            terms.append(f'update_time<"{format_time(filters.updated_before, floor=True)}"')
+    return " AND ".join(terms) or None
 
 
 def _float_header(response: httpx.Response, name: str, default: float) -> float:
