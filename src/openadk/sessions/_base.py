@@ -10,7 +10,7 @@ import math
 import re
 import time
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
@@ -33,6 +33,7 @@ from openadk.sessions._session import (
     GetSessionConfig,
     ListEventsResponse,
     ListSessionsResponse,
+    SearchEventsResponse,
     Session,
 )
 from openadk.sessions._state import State
@@ -435,6 +436,35 @@ def next_timestamp(requested: float, last: float | None) -> float:
     return max(last + 1e-6, math.nextafter(last, math.inf))
 
 
+def fork_length(invocation_ids: Sequence[str], up_to_invocation_id: str | None) -> int:
+    """How many of a session's events (oldest first) a fork up to that invocation copies.
+
+    Raises:
+        ValueError: ``up_to_invocation_id`` is not among ``invocation_ids``.
+    """
+    if up_to_invocation_id is None:
+        return len(invocation_ids)
+    for index in range(len(invocation_ids) - 1, -1, -1):
+        if invocation_ids[index] == up_to_invocation_id:
+            return index + 1
+    raise ValueError(
+        f"Invocation {up_to_invocation_id} is not in the session; pass the invocation_id of "
+        "one of its events (or None to copy them all)."
+    )
+
+
+def fold_session_state(deltas: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The session-scoped state that stored deltas (oldest first) build, as a fork starts with.
+
+    ``app:`` and ``user:`` keys are left out (those scopes are shared, not copied); stored
+    deltas hold no ``temp:`` keys.
+    """
+    state: dict[str, Any] = {}
+    for delta in deltas:
+        state.update(ScopedDelta.partition(delta).session)
+    return state
+
+
 PageKey = tuple[float, str, str]
 """A position in `list_sessions` order: (last_update_time, user_id, id)."""
 
@@ -710,6 +740,125 @@ class BaseSessionService(abc.ABC):
             app_name=app_name, user_id=user_id, limit=limit, after=after, **extra
         )
 
+    async def search_events(
+        self,
+        *,
+        app_name: str,
+        query: str,
+        user_id: str | None = None,
+        limit: int = 20,
+        page_token: str | None = None,
+    ) -> SearchEventsResponse:
+        """openadk: finds events whose text holds every word of ``query``, newest first.
+
+        Words are runs of letters and digits, compared without case; anything else in the
+        query (quotes, ``*``, ``-``, parentheses, ``NEAR``) is plain text, never search syntax.
+        Only the text parts of events are searched. The index is kept in the append's own
+        transaction, so every acknowledged event is found and no deleted or trimmed one is.
+
+        Args:
+            app_name: The application's name.
+            query: The words to look for.
+            user_id: Only this user's sessions; every user's when None.
+            limit: At most this many hits (1-1000).
+            page_token: The ``next_page_token`` of the previous page.
+
+        Returns:
+            Hits (session id, user id, event id, author, timestamp, snippet), newest first.
+
+        Raises:
+            ValueError: A query without any word, a bad limit or page token.
+            NotImplementedError: The backend has no search.
+        """
+        from openadk.sessions._search import parse_query
+
+        check_key(app_name, "app_name")
+        if user_id is not None:
+            check_key(user_id, "user_id")
+        terms = parse_query(query)
+        _check_limit(limit)
+        if limit > 1000:
+            raise ValueError(f"limit must be at most 1000, got {limit}.")
+        after = None if page_token is None else decode_page_token(page_token)
+        self._require("search", "search events")
+        return await self._search_events(
+            app_name=app_name, terms=terms, user_id=user_id, limit=limit, after=after
+        )
+
+    async def _search_events(
+        self,
+        *,
+        app_name: str,
+        terms: list[str],
+        user_id: str | None,
+        limit: int,
+        after: PageKey | None,
+    ) -> SearchEventsResponse:
+        """Searches as `search_events` describes; ``after`` is (timestamp, session, event)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot search events.")
+
+    async def fork_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        new_session_id: str | None = None,
+        up_to_invocation_id: str | None = None,
+    ) -> Session:
+        """openadk: copies a session into a new one, to branch the conversation.
+
+        The fork holds copies of the source's events up to and including the last event of
+        ``up_to_invocation_id`` (all of them when None), in the same order with the same ids;
+        its session state is what those events' deltas built (app and user state are shared
+        and stay as they are); its title is the source's, its labels the source's plus
+        ``forked-from=<source id>``. The source does not change. One transaction: on failure
+        nothing is written.
+
+        Args:
+            app_name: The application's name.
+            user_id: The user's id (the fork belongs to the same user).
+            session_id: The session to fork.
+            new_session_id: The fork's id; a uuid4 string when None.
+            up_to_invocation_id: The last invocation to copy.
+
+        Returns:
+            The fork, with its events.
+
+        Raises:
+            SessionNotFoundError: The source does not exist.
+            AlreadyExistsError: ``new_session_id`` is taken.
+            ValueError: ``up_to_invocation_id`` is not an invocation of the source.
+            NotImplementedError: The backend cannot fork.
+        """
+        check_key(app_name, "app_name")
+        check_key(user_id, "user_id")
+        check_key(session_id, "session_id")
+        if new_session_id is not None:
+            check_key(new_session_id, "new_session_id")
+        if up_to_invocation_id is not None and not isinstance(up_to_invocation_id, str):
+            raise TypeError("up_to_invocation_id must be a str or None.")
+        self._require("fork", "fork sessions")
+        return await self._fork_session(
+            app_name=app_name,
+            user_id=user_id,
+            session_id=session_id,
+            new_session_id=new_session_id,
+            up_to_invocation_id=up_to_invocation_id,
+        )
+
+    async def _fork_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        new_session_id: str | None,
+        up_to_invocation_id: str | None,
+    ) -> Session:
+        """Forks as `fork_session` describes; arguments are already checked."""
+        raise NotImplementedError(f"{type(self).__name__} cannot fork sessions.")
+
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         """Deletes a session and its events; app and user state stay. A no-op when missing."""
         check_key(app_name, "app_name")
@@ -880,7 +1029,7 @@ class BaseSessionService(abc.ABC):
 
     # Helpers for backends ----------------------------------------------------------------------
 
-    capabilities: typing.ClassVar[frozenset[Capability]] = frozenset()
+    capabilities: frozenset[Capability] = frozenset()
     """What this backend offers beyond google-adk's contract (see `Capability`); the contract
     suite skips the tests of what a backend does not declare."""
 

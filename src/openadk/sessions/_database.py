@@ -25,6 +25,7 @@ try:
         delete,
         exc,
         inspect,
+        literal,
         null,
         or_,
         select,
@@ -48,7 +49,7 @@ from openadk.errors import (
     StorageError,
 )
 from openadk.events import Event
-from openadk.sessions import _dialects, _metadata_sql
+from openadk.sessions import _dialects, _metadata_sql, _search
 from openadk.sessions._base import (
     AppendOutcome,
     AppendPlan,
@@ -60,9 +61,11 @@ from openadk.sessions._base import (
     SessionFilter,
     encode_page_token,
     first_kept_index,
+    fold_session_state,
+    fork_length,
     merge_state,
 )
-from openadk.sessions._metadata import SessionMetadata
+from openadk.sessions._metadata import SessionMetadata, fork_labels
 from openadk.sessions._schema import (
     SCHEMA_VERSION,
     app_states,
@@ -79,6 +82,8 @@ from openadk.sessions._session import (
     GetSessionConfig,
     ListEventsResponse,
     ListSessionsResponse,
+    SearchEventsResponse,
+    SearchHit,
     Session,
 )
 from openadk.sessions._threaded import threaded_connection
@@ -197,6 +202,11 @@ class DatabaseSessionService(BaseSessionService):
                 )
         self._url = _dialects.redact_url(self._engine.url)
         name = self._engine.dialect.name
+        # search: the database's own full-text engine, where openadk knows one.
+        self._search_on = name in _search.DIALECTS
+        self.capabilities = frozenset(
+            {"metadata", "fork", "search"} if self._search_on else {"metadata", "fork"}
+        )
         memory = name == "sqlite" and self._engine.url.database in (None, "", ":memory:")
         # One SQLite connection at a time writes anyway; queueing writers here saves them
         # from polling SQLite's busy lock. An in-memory database has a single shared
@@ -337,6 +347,10 @@ class DatabaseSessionService(BaseSessionService):
                     async with self._connection(write=True) as conn, conn.begin():
                         await conn.run_sync(_check_layout)
                         await conn.run_sync(metadata.create_all)
+                        if self._search_on:
+                            # search: the index table; events stored before it existed are
+                            # indexed by revision 0004 (`openadk db upgrade`).
+                            await conn.run_sync(_search.create_index)
                         version_q = select(internal_metadata.c.value).where(
                             internal_metadata.c.key == "schema_version"
                         )
@@ -679,6 +693,9 @@ class DatabaseSessionService(BaseSessionService):
         )
         # metadata: the title and labels go with the session.
         await _metadata_sql.delete_session_metadata(conn, app_name, user_id, session_id)
+        if self._search_on:
+            # search: and its events' index rows.
+            await _search.unindex_session(conn, self._dialect, app_name, user_id, session_id)
         await conn.execute(
             delete(events).where(
                 events.c.app_name == app_name,
@@ -975,6 +992,190 @@ class DatabaseSessionService(BaseSessionService):
 
         return await self._run("update_session", True, body)
 
+    async def _search_events(
+        self,
+        *,
+        app_name: str,
+        terms: list[str],
+        user_id: str | None,
+        limit: int,
+        after: PageKey | None,
+    ) -> SearchEventsResponse:
+        async def body(conn: AsyncConnection) -> SearchEventsResponse:
+            rows = await _search.search_rows(
+                conn, self._dialect, app_name, terms, user_id, limit, after
+            )
+            more = len(rows) > limit
+            page = rows[:limit]
+            hits = [
+                SearchHit(
+                    session_id=r.session_id,
+                    user_id=r.user_id,
+                    event_id=r.event_id,
+                    author=r.author,
+                    timestamp=float(r.ts),
+                    snippet=_search.snippet(r.body, terms),
+                )
+                for r in page
+            ]
+            token = None
+            if more and page:
+                last = page[-1]
+                token = encode_page_token((float(last.ts), last.session_id, last.event_id))
+            return SearchEventsResponse(hits=hits, next_page_token=token)
+
+        return await self._run("search_events", False, body)
+
+    async def _fork_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        new_session_id: str | None,
+        up_to_invocation_id: str | None,
+    ) -> Session:
+        new_id = new_session_id or str(uuid.uuid4())
+        source_key = (
+            sessions.c.app_name == app_name,
+            sessions.c.user_id == user_id,
+            sessions.c.id == session_id,
+        )
+        event_where = (
+            events.c.app_name == app_name,
+            events.c.user_id == user_id,
+            events.c.session_id == session_id,
+        )
+
+        async def body(conn: AsyncConnection) -> Session:
+            # The source row is locked (shared): its events cannot change under the copy.
+            row = (
+                await conn.execute(
+                    _dialects.lock_rows(
+                        self._dialect,
+                        select(sessions.c.id).where(
+                            *source_key, _live(self._db_time(self._clock()))
+                        ),
+                        shared=True,
+                    )
+                )
+            ).first()
+            if row is None:
+                raise SessionNotFoundError(f"Session {session_id} not found.")
+            await self._purge_if_expired(
+                conn, app_name, user_id, new_id, self._db_time(self._clock())
+            )
+            taken = (
+                await conn.execute(
+                    select(sessions.c.id).where(
+                        sessions.c.app_name == app_name,
+                        sessions.c.user_id == user_id,
+                        sessions.c.id == new_id,
+                    )
+                )
+            ).first()
+            if taken is not None:
+                raise AlreadyExistsError(f"Session with id {new_id} already exists.")
+            source_events = await self._read_events(conn, app_name, user_id, session_id, None)
+            count = fork_length([e.invocation_id for e in source_events], up_to_invocation_id)
+            copied = source_events[:count]
+            state = fold_session_state(e.actions.state_delta for e in copied)
+            display_name, labels = await _metadata_sql.read_metadata(
+                conn, self._dialect, app_name, user_id, session_id
+            )
+            labels = fork_labels(labels, session_id)
+            now = self._db_time(time.time())
+            update_time = now
+            if copied:
+                last = self._db_time(copied[-1].timestamp)
+                update_time = max(now, last + _ONE_MICROSECOND)
+            await conn.execute(
+                sessions.insert().values(
+                    app_name=app_name,
+                    user_id=user_id,
+                    id=new_id,
+                    state=state,
+                    create_time=now,
+                    update_time=update_time,
+                )
+            )
+            if copied:
+                # One statement, however many events: the database copies the rows up to the
+                # last copied event (ordered by (timestamp, id), as stored).
+                cut_id = copied[-1].id
+                cut_time = (
+                    await conn.execute(
+                        select(events.c.timestamp).where(*event_where, events.c.id == cut_id)
+                    )
+                ).scalar_one()
+                copy = select(
+                    events.c.id,
+                    events.c.app_name,
+                    events.c.user_id,
+                    literal(new_id, type_=sessions.c.id.type).label("session_id"),
+                    events.c.invocation_id,
+                    events.c.timestamp,
+                    events.c.event_data,
+                ).where(
+                    *event_where,
+                    or_(
+                        events.c.timestamp < cut_time,
+                        and_(events.c.timestamp == cut_time, events.c.id <= cut_id),
+                    ),
+                )
+                columns = [
+                    "id",
+                    "app_name",
+                    "user_id",
+                    "session_id",
+                    "invocation_id",
+                    "timestamp",
+                    "event_data",
+                ]
+                await conn.execute(events.insert().from_select(columns, copy))
+            # metadata: the source's title, its labels and forked-from.
+            await _metadata_sql.write_metadata(
+                conn,
+                self._dialect,
+                app_name,
+                user_id,
+                new_id,
+                SessionMetadata(display_name=display_name, labels=labels),
+            )
+            if self._search_on and copied:
+                # search: the copies are found under the fork too.
+                await _search.index_events(
+                    conn,
+                    self._dialect,
+                    app_name,
+                    user_id,
+                    new_id,
+                    [
+                        (e.id, e.author, e.timestamp, _search.event_text(_event_content(e)))
+                        for e in copied
+                    ],
+                )
+            app_state, user_state = await self._read_scopes(conn, app_name, user_id)
+            return self._session(
+                app_name,
+                user_id,
+                new_id,
+                state,
+                app_state,
+                user_state,
+                update_time,
+                list(copied),
+                display_name,
+                labels,
+            )
+
+        try:
+            return await self._run("fork_session", True, body)
+        except exc.IntegrityError as error:
+            if _dialects.is_unique_violation(error):
+                raise AlreadyExistsError(f"Session with id {new_id} already exists.") from error
+            raise StorageError(f"fork_session failed on {self._url}: {error.orig}") from error
+
     async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         async def body(conn: AsyncConnection) -> None:
             await self._delete_rows(conn, app_name, user_id, session_id)
@@ -1014,6 +1215,11 @@ class DatabaseSessionService(BaseSessionService):
                 await conn.execute(
                     delete(events).where(*where, events.c.id.in_(doomed[chunk : chunk + 500]))
                 )
+            if self._search_on and doomed:
+                # search: trimmed events leave the index in the same transaction.
+                await _search.unindex_events(
+                    conn, self._dialect, app_name, user_id, session_id, doomed
+                )
             return len(doomed)
 
         return await self._run("trim_events", True, body)
@@ -1037,6 +1243,9 @@ class DatabaseSessionService(BaseSessionService):
             )
             # metadata: the user's titles and labels go with the sessions.
             await _metadata_sql.delete_user_metadata(conn, app_name, user_id)
+            if self._search_on:
+                # search: and their events' index rows.
+                await _search.unindex_user(conn, self._dialect, app_name, user_id)
             await conn.execute(
                 delete(events).where(events.c.app_name == app_name, events.c.user_id == user_id)
             )
@@ -1136,6 +1345,16 @@ class DatabaseSessionService(BaseSessionService):
                     event_data=data if self._dialect == "postgresql" else json.dumps(data),
                 )
             )
+            if self._search_on:
+                # search: indexed in the append's own transaction.
+                await _search.index_events(
+                    conn,
+                    self._dialect,
+                    app_name,
+                    user_id,
+                    session_id,
+                    [(event.id, event.author, timestamp, _search.event_text(data))],
+                )
             values: dict[str, Any] = {"update_time": db_stamp}
             if plan.scoped.session:
                 own = _decode_state(
@@ -1237,6 +1456,13 @@ class _EventCache:
     def drop_user(self, app_name: str, user_id: str) -> None:
         for key in [k for k in self._sessions if k[0] == app_name and k[1] == user_id]:
             self.drop(key)
+
+
+def _event_content(event: Event) -> dict[str, Any]:
+    """The part of an event's JSON that `_search.event_text` reads."""
+    if event.content is None:
+        return {}
+    return {"content": event.content.model_dump(mode="json", exclude_none=True)}
 
 
 def _expiry_key(app_name: str, user_id: str, session_id: str) -> tuple[Any, ...]:

@@ -9,7 +9,14 @@ from pydantic.alias_generators import to_camel
 
 from openadk.events import Event
 
-__all__ = ["GetSessionConfig", "ListEventsResponse", "ListSessionsResponse", "Session"]
+__all__ = [
+    "GetSessionConfig",
+    "ListEventsResponse",
+    "ListSessionsResponse",
+    "SearchEventsResponse",
+    "SearchHit",
+    "Session",
+]
 
 
 def _is_none(value: object) -> bool:
@@ -130,3 +137,24 @@ class ListEventsResponse(BaseModel):
     events: list[Event] = Field(default_factory=list)
     next_page_token: str | None = None
     """Pass to the next `list_events` call to get the following page; None on the last page."""
+
+
+class SearchHit(BaseModel):
+    """openadk: one event found by `search_events`."""
+
+    session_id: str
+    user_id: str
+    event_id: str
+    author: str
+    timestamp: float
+    """The event's timestamp (Unix seconds)."""
+    snippet: str
+    """Up to a dozen words around the first match, each matched word wrapped in ``**``."""
+
+
+class SearchEventsResponse(BaseModel):
+    """openadk: the result of `search_events`, newest event first."""
+
+    hits: list[SearchHit] = Field(default_factory=list)
+    next_page_token: str | None = None
+    """Pass to the next `search_events` call (same query) for the following page."""

@@ -17,7 +17,7 @@ from openadk.errors import SessionNotFoundError
 from openadk.events import Event
 from openadk.sessions import BaseSessionService
 
-__all__ = ["MetadataContract"]
+__all__ = ["MetadataContract", "SearchForkContract"]
 
 
 def _needs(service: BaseSessionService, capability: str) -> None:
@@ -235,3 +235,173 @@ class MetadataContract:
         assert (fresh.display_name, fresh.labels) == (None, {})
         await service.delete_user(app_name=app, user_id="u2")
         assert (await service.list_sessions(app_name=app, labels={"a": "1"})).sessions == []
+
+
+@pytest.mark.asyncio
+class SearchForkContract:
+    """Full-text search (capability ``search``) and forks (capability ``fork``)."""
+
+    async def test_search_finds_every_word_newest_first_with_snippets(
+        self, service: BaseSessionService
+    ) -> None:
+        _needs(service, "search")
+        app, user = _ids()
+        first = await service.create_session(app_name=app, user_id=user)
+        await service.append_event(first, _text("The quick brown fox jumps"))
+        await service.append_event(first, _text("A lazy dog sleeps", author="agent"))
+        await service.append_event(first, Event(author="agent", invocation_id="e-none"))
+        other = await service.create_session(app_name=app, user_id=f"{user}-2")
+        await service.append_event(other, _text("Quick thinking saves the day"))
+        elsewhere = await service.create_session(app_name=f"{app}-other", user_id=user)
+        await service.append_event(elsewhere, _text("quick elsewhere"))
+
+        found = await service.search_events(app_name=app, query="QUICK")
+        assert [(h.session_id, h.user_id) for h in found.hits] == [
+            (other.id, f"{user}-2"),
+            (first.id, user),
+        ]
+        assert found.next_page_token is None
+        hit = found.hits[1]
+        assert (hit.event_id, hit.author) == (first.events[0].id, "user")
+        assert hit.timestamp == first.events[0].timestamp
+        assert "**quick**" in hit.snippet.lower() and "fox" in hit.snippet
+        both = await service.search_events(app_name=app, query="fox quick")
+        assert [h.event_id for h in both.hits] == [first.events[0].id]
+        mine = await service.search_events(app_name=app, query="quick", user_id=user)
+        assert [h.session_id for h in mine.hits] == [first.id]
+        assert (await service.search_events(app_name=app, query="quick cat")).hits == []
+        page = await service.search_events(app_name=app, query="quick", limit=1)
+        assert [h.session_id for h in page.hits] == [other.id] and page.next_page_token
+        rest = await service.search_events(
+            app_name=app, query="quick", limit=1, page_token=page.next_page_token
+        )
+        assert [h.session_id for h in rest.hits] == [first.id]
+        assert rest.next_page_token is None
+
+    async def test_search_query_syntax_is_plain_text(self, service: BaseSessionService) -> None:
+        _needs(service, "search")
+        app, user = _ids()
+        session = await service.create_session(app_name=app, user_id=user)
+        await service.append_event(session, _text('He said "refund" (order-42) near the end'))
+        for query in [
+            '"refund',
+            "refund*",
+            "-refund",
+            "(refund",
+            "refund)",
+            'NEAR("refund" order)',
+            "order-42",
+            "refund:",
+            "{refund}",
+            "'refund'",
+            "refund^",
+        ]:
+            found = await service.search_events(app_name=app, query=query)
+            assert [h.event_id for h in found.hits] == [session.events[0].id], query
+        none = await service.search_events(app_name=app, query="NEAR(refund missing)")
+        assert none.hits == []
+        for empty in ["", "   ", '"" * - ( )', "***"]:
+            with pytest.raises(ValueError, match="no word to look for"):
+                await service.search_events(app_name=app, query=empty)
+        with pytest.raises(ValueError, match="limit"):
+            await service.search_events(app_name=app, query="refund", limit=0)
+        with pytest.raises(ValueError, match="page_token"):
+            await service.search_events(app_name=app, query="refund", page_token="nope")
+
+    async def test_search_forgets_deleted_and_trimmed_events(
+        self, service: BaseSessionService
+    ) -> None:
+        _needs(service, "search")
+        app, user = _ids()
+        kept = await service.create_session(app_name=app, user_id=user)
+        for i in range(3):
+            await service.append_event(kept, _text(f"marmalade number{i}"))
+        gone = await service.create_session(app_name=app, user_id=user)
+        await service.append_event(gone, _text("marmalade in the deleted session"))
+        erased = await service.create_session(app_name=app, user_id=f"{user}-erased")
+        await service.append_event(erased, _text("marmalade of an erased user"))
+        assert len((await service.search_events(app_name=app, query="marmalade")).hits) == 5
+        await service.delete_session(app_name=app, user_id=user, session_id=gone.id)
+        await service.delete_user(app_name=app, user_id=f"{user}-erased")
+        try:
+            await service.trim_events(
+                app_name=app, user_id=user, session_id=kept.id, keep_last_events=1
+            )
+            trimmed = True
+        except NotImplementedError:
+            trimmed = False
+        found = await service.search_events(app_name=app, query="marmalade")
+        expected = [kept.events[2].id] if trimmed else [e.id for e in reversed(kept.events)]
+        assert [h.event_id for h in found.hits] == expected
+
+    async def test_fork_copies_events_up_to_an_invocation_and_folds_state(
+        self, service: BaseSessionService
+    ) -> None:
+        from openadk.events import EventActions
+
+        _needs(service, "fork")
+        app, user = _ids()
+        source = await service.create_session(
+            app_name=app, user_id=user, display_name="Trip", labels={"team": "a"}
+        )
+        for n, invocation in enumerate(["inv-1", "inv-1", "inv-2", "inv-3"]):
+            event = _text(f"turn {n}", invocation_id=invocation)
+            event.actions = EventActions(
+                state_delta={"step": n, f"k{n}": n, "app:seen": n, "user:last": n}
+            )
+            await service.append_event(source, event)
+        fork = await service.fork_session(
+            app_name=app,
+            user_id=user,
+            session_id=source.id,
+            new_session_id="fork-1",
+            up_to_invocation_id="inv-2",
+        )
+        assert fork.id == "fork-1"
+        assert [e.id for e in fork.events] == [e.id for e in source.events[:3]]
+        assert [e.timestamp for e in fork.events] == [e.timestamp for e in source.events[:3]]
+        # Session keys from the copied deltas; app and user state are shared and current.
+        assert fork.state == {"step": 2, "k0": 0, "k1": 1, "k2": 2, "app:seen": 3, "user:last": 3}
+        assert fork.display_name == "Trip"
+        assert fork.labels == {"team": "a", "forked-from": source.id}
+        got = await service.get_session(app_name=app, user_id=user, session_id="fork-1")
+        assert got is not None and got.state == fork.state
+        assert [e.id for e in got.events] == [e.id for e in fork.events]
+        # The fork is a session like any other; the source is unchanged.
+        await service.append_event(got, _text("a new branch"))
+        again = await service.get_session(app_name=app, user_id=user, session_id=source.id)
+        assert again is not None and len(again.events) == 4 and again.state["step"] == 3
+        whole = await service.fork_session(app_name=app, user_id=user, session_id=source.id)
+        assert len(whole.events) == 4 and whole.state["step"] == 3 and whole.id != source.id
+        listed = await service.list_sessions(app_name=app, labels={"forked-from": source.id})
+        assert sorted(s.id for s in listed.sessions) == sorted(["fork-1", whole.id])
+
+    async def test_fork_refuses_bad_requests_and_changes_nothing(
+        self, service: BaseSessionService
+    ) -> None:
+        from openadk.errors import AlreadyExistsError
+
+        _needs(service, "fork")
+        app, user = _ids()
+        source = await service.create_session(app_name=app, user_id=user, session_id="src")
+        await service.append_event(source, _text("hello", invocation_id="inv-1"))
+        taken = await service.create_session(app_name=app, user_id=user, session_id="taken")
+        with pytest.raises(SessionNotFoundError, match=r"Session nope not found\."):
+            await service.fork_session(app_name=app, user_id=user, session_id="nope")
+        with pytest.raises(AlreadyExistsError, match="taken"):
+            await service.fork_session(
+                app_name=app, user_id=user, session_id="src", new_session_id="taken"
+            )
+        with pytest.raises(ValueError, match="Invocation inv-9 is not in the session"):
+            await service.fork_session(
+                app_name=app,
+                user_id=user,
+                session_id="src",
+                new_session_id="never",
+                up_to_invocation_id="inv-9",
+            )
+        assert await service.get_session(app_name=app, user_id=user, session_id="never") is None
+        still = await service.get_session(app_name=app, user_id=user, session_id="taken")
+        assert still is not None and still.events == [] and still.labels == taken.labels
+        listed = await service.list_sessions(app_name=app)
+        assert sorted(s.id for s in listed.sessions) == ["src", "taken"]
