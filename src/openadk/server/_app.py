@@ -53,6 +53,7 @@ from openadk.server._models import (
     NEW_SESSION_ID_PATTERN,
     OPERATION_PATTERN,
     SESSION_PATTERN,
+    ForkBody,
     ListSessionEventsOut,
     ListSessionsOut,
     OperationOut,
@@ -402,6 +403,70 @@ class _Server:
             self.session_json(parent, updated), headers=self.revision_headers(updated)
         )
 
+    async def search(
+        self,
+        parent: Parent,
+        query: str,
+        user_id: str | None,
+        page_size: int | None,
+        page_token: str | None,
+    ) -> JSONResponse:
+        """openadk: full-text search over the events' text, newest first."""
+        if user_id is not None:
+            _check(user_id, "userId")
+        try:
+            found = await self.service.search_events(
+                app_name=parent.engine,
+                query=query,
+                user_id=user_id,
+                limit=20 if not page_size or page_size < 0 else min(page_size, 1000),
+                page_token=page_token or None,
+            )
+        except NotImplementedError as exc:
+            raise _unimplemented(exc) from exc
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, str(exc)) from exc
+        body: dict[str, Any] = {
+            "hits": [
+                {
+                    "session": parent.session_name(h.session_id),
+                    "userId": h.user_id,
+                    "eventId": h.event_id,
+                    "author": h.author,
+                    "timestamp": repr(h.timestamp),
+                    "snippet": h.snippet,
+                }
+                for h in found.hits
+            ]
+        }
+        if found.next_page_token:
+            body["nextPageToken"] = found.next_page_token
+        return JSONResponse(body)
+
+    async def fork(
+        self, parent: Parent, session_id: str, body: ForkBody, user_id: str | None
+    ) -> JSONResponse:
+        """openadk: a new session holding a copy of the session's events up to an invocation."""
+        session = await self.find(parent, session_id, user_id)
+        try:
+            fork = await self.service.fork_session(
+                app_name=parent.engine,
+                user_id=session.user_id,
+                session_id=session_id,
+                new_session_id=body.new_session_id or None,
+                up_to_invocation_id=body.up_to_invocation_id,
+            )
+        except SessionNotFoundError as exc:
+            raise ApiError(404, f"Session {parent.session_name(session_id)} not found.") from exc
+        except AlreadyExistsError as exc:
+            raise ApiError(409, exc.message, status="ALREADY_EXISTS") from exc
+        except NotImplementedError as exc:
+            raise _unimplemented(exc) from exc
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, str(exc)) from exc
+        self.owners.remember(parent.engine, fork.id, fork.user_id)
+        return JSONResponse(self.session_json(parent, fork), headers=self.revision_headers(fork))
+
     async def delete(self, parent: Parent, session_id: str, user_id: str | None) -> JSONResponse:
         session = await self.find(parent, session_id, user_id)
         await self.service.delete_session(
@@ -633,6 +698,33 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
         parent: _Parent, session_id: _SessionId, user: _UserHeader = None
     ) -> JSONResponse:
         return await server.get(parent, session_id, _user(user))
+
+    @router.get(
+        "/sessions:search",
+        response_model=dict[str, Any],
+        summary="openadk: full-text search over the events' text, newest first",
+    )
+    async def search_sessions(
+        parent: _Parent,
+        query: Annotated[str, Query(max_length=4096)],
+        user_id: Annotated[str | None, Query(alias="userId", max_length=128)] = None,
+        page_size: Annotated[int | None, Query(alias="pageSize")] = None,
+        page_token: Annotated[str | None, Query(alias="pageToken", max_length=4096)] = None,
+    ) -> JSONResponse:
+        return await server.search(parent, query, user_id, page_size, page_token)
+
+    @router.post(
+        "/sessions/{session_id:session_id}:fork",
+        response_model=SessionOut,
+        summary="openadk: fork a session (copy its events up to an invocation)",
+    )
+    async def fork_session(
+        parent: _Parent,
+        session_id: _SessionId,
+        body: Annotated[ForkBody, Body()],
+        user: _UserHeader = None,
+    ) -> JSONResponse:
+        return await server.fork(parent, session_id, body, _user(user))
 
     @router.patch(
         "/sessions/{session_id:session_id}",

@@ -25,6 +25,7 @@ __all__ = [
     "SESSION_PATTERN",
     "EventActionsBody",
     "EventMetadataBody",
+    "ForkBody",
     "ListSessionEventsOut",
     "ListSessionsOut",
     "OperationOut",
@@ -116,6 +117,17 @@ _LABELS_SCHEMA: JsonDict = {
     "propertyNames": {"pattern": "^[a-z][a-z0-9_-]{0,62}$"},
     "additionalProperties": {"type": "string", "pattern": "^[a-z0-9_-]{0,63}$"},
 }
+
+
+class ForkBody(_In):
+    """openadk: the body of a ``:fork`` request."""
+
+    new_session_id: str | None = Field(
+        default=None, pattern=NEW_SESSION_ID_PATTERN, description="The fork's id (generated)."
+    )
+    up_to_invocation_id: str | None = Field(
+        default=None, max_length=256, description="The last invocation to copy (all when absent)."
+    )
 
 
 class SessionPatchBody(_In):

@@ -262,7 +262,7 @@ async def index_events(
         # "order" and "42" everywhere), space-separated, padded for the short-word LIKE.
         for p in params:
             del p["scope"]
-            p["terms"] = f" {' '.join(words(p['body']))} "
+            p["terms"] = f" {' '.join(words(str(p['body'])))} "
     await conn.execute(_INSERT[family], params if len(params) > 1 else params[0])
 
 

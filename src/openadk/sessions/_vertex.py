@@ -53,6 +53,8 @@ from openadk.sessions._session import (
     GetSessionConfig,
     ListEventsResponse,
     ListSessionsResponse,
+    SearchEventsResponse,
+    SearchHit,
     Session,
 )
 from openadk.sessions._state import State
@@ -495,7 +497,8 @@ class VertexAiSessionService(BaseSessionService):
     backends return None. HTTP 429 and 503 are retried with exponential backoff.
     """
 
-    capabilities = frozenset({"metadata"})
+    # search and fork are openadk server extensions; Google's API answers them with 404.
+    capabilities = frozenset({"metadata", "search", "fork"})
 
     def __init__(
         self,
@@ -1189,6 +1192,84 @@ class VertexAiSessionService(BaseSessionService):
         )
         if got is None:
             raise SessionNotFoundError(f"Session {session_id} not found.")
+        return got
+
+    async def _search_events(
+        self,
+        *,
+        app_name: str,
+        terms: list[str],
+        user_id: str | None,
+        limit: int,
+        after: PageKey | None,
+    ) -> SearchEventsResponse:
+        parent = await self._parent(self._engine_id(app_name))
+        params: dict[str, Any] = {
+            "query": " ".join(terms),
+            "userId": user_id,
+            "pageSize": limit,
+            "pageToken": None if after is None else encode_page_token(after),
+        }
+        response = await self._call("GET", f"{parent}/sessions:search", params=params)
+        if response.status_code in (404, 405) and not self._openadk_server:
+            raise NotImplementedError(
+                "search_events needs an openadk server; the Agent Engine Sessions API has no "
+                "search."
+            )
+        if response.status_code != 200:
+            raise _ApiError(response).exception("search events")
+        body = response.json()
+        hits = [
+            SearchHit(
+                session_id=str(h.get("session") or "").rsplit("/", 1)[-1],
+                user_id=str(h.get("userId") or ""),
+                event_id=str(h.get("eventId") or ""),
+                author=str(h.get("author") or ""),
+                timestamp=float(h.get("timestamp") or 0.0),
+                snippet=str(h.get("snippet") or ""),
+            )
+            for h in body.get("hits") or []
+        ]
+        return SearchEventsResponse(hits=hits, next_page_token=body.get("nextPageToken") or None)
+
+    async def _fork_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        new_session_id: str | None,
+        up_to_invocation_id: str | None,
+    ) -> Session:
+        engine = self._engine_id(app_name)
+        short, name = await self._session_name(app_name, session_id)
+        body: dict[str, Any] = {}
+        if new_session_id is not None:
+            body["newSessionId"] = self._short_id(new_session_id, engine)
+        if up_to_invocation_id is not None:
+            body["upToInvocationId"] = up_to_invocation_id
+        response = await self._call(
+            "POST", f"{name}:fork", body=body, headers=self._user_headers(user_id)
+        )
+        if response.status_code == 404:
+            if not self._openadk_server:
+                raise NotImplementedError(
+                    "fork_session needs an openadk server; the Agent Engine Sessions API has "
+                    "no fork."
+                )
+            raise SessionNotFoundError(f"Session {session_id} not found.")
+        if response.status_code == 409:
+            raise AlreadyExistsError(f"Session with id {new_session_id} already exists.")
+        if self._not_owner(response):
+            raise ValueError(f"Session {short} does not belong to user {user_id}.")
+        if response.status_code != 200:
+            raise _ApiError(response).exception("fork session")
+        fork_id = str(response.json().get("name") or "").rsplit("/", 1)[-1]
+        got = await self._get_session(
+            app_name=app_name, user_id=user_id, session_id=fork_id, config=None
+        )
+        if got is None:
+            raise StorageError(f"Agent Engine Sessions API: fork {fork_id} vanished.")
         return got
 
     async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
