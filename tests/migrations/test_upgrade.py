@@ -133,7 +133,8 @@ async def test_google_adk_v1_database_is_adopted_unchanged(tmp_path: Path) -> No
     # google-adk's V1 layout is revision 0002; openadk's own tables (0003) are still to add,
     # which does not keep the service from using it.
     assert (before.current, before.recorded) == ("0002_exact_keys", False)
-    assert [revision for revision, _ in before.pending] == ["0003_session_metadata"]
+    pending = [revision for revision, _ in before.pending]
+    assert pending == ["0003_session_metadata", "0004_event_search"]
     assert not before.blocks_use
     report = await migrations.upgrade(url)
     assert report.action == "adopted" and report.backup is None

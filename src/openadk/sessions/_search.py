@@ -176,6 +176,11 @@ def _mysql_ddl(collation: str) -> list[str]:
     ]
 
 
+def family(dialect: str) -> str:
+    """The dialect's family: ``sqlite``, ``postgresql``, ``mysql`` (MariaDB too), or itself."""
+    return _family(dialect)
+
+
 def _family(dialect: str) -> str:
     return "mysql" if dialect in ("mysql", "mariadb") else dialect
 
@@ -211,7 +216,7 @@ def create_index(sync_conn: Connection) -> bool:
 
 # Maintenance (inside the writer's transaction) ---------------------------------------------
 
-_INSERT = {
+INSERT = {
     "sqlite": text(
         f"INSERT INTO {SEARCH_TABLE} (scope, body, app_name, user_id, session_id, event_id, "
         "author, ts) VALUES (:scope, :body, :app_name, :user_id, :session_id, :event_id, "
@@ -230,6 +235,29 @@ _INSERT = {
 }
 
 
+def index_params(
+    family: str, app_name: str, user_id: str, session_id: str, row: IndexRow
+) -> dict[str, Any]:
+    """The parameters of `INSERT` for one event (``family`` from `family`)."""
+    event_id, author, ts, body = row
+    params: dict[str, Any] = {
+        "body": body,
+        "app_name": app_name,
+        "user_id": user_id,
+        "session_id": session_id,
+        "event_id": event_id,
+        "author": author,
+        "ts": ts,
+    }
+    if family == "sqlite":
+        params["scope"] = _scopes(app_name, user_id, session_id)
+    else:
+        # The engines' own parsers read the words as openadk splits them (so "order-42" is
+        # "order" and "42" everywhere), space-separated, padded for the short-word LIKE.
+        params["terms"] = f" {' '.join(words(body))} "
+    return params
+
+
 async def index_events(
     conn: AsyncConnection,
     dialect: str,
@@ -240,30 +268,10 @@ async def index_events(
 ) -> None:
     """Adds events to the index; run in the transaction that inserts them."""
     family = _family(dialect)
-    scope = _scopes(app_name, user_id, session_id) if family == "sqlite" else None
-    params = [
-        {
-            "scope": scope,
-            "body": body,
-            "app_name": app_name,
-            "user_id": user_id,
-            "session_id": session_id,
-            "event_id": event_id,
-            "author": author,
-            "ts": ts,
-        }
-        for event_id, author, ts, body in rows
-        if body
-    ]
+    params = [index_params(family, app_name, user_id, session_id, row) for row in rows if row[3]]
     if not params:
         return
-    if family != "sqlite":
-        # The engines' own parsers read the words as openadk splits them (so "order-42" is
-        # "order" and "42" everywhere), space-separated, padded for the short-word LIKE.
-        for p in params:
-            del p["scope"]
-            p["terms"] = f" {' '.join(words(str(p['body'])))} "
-    await conn.execute(_INSERT[family], params if len(params) > 1 else params[0])
+    await conn.execute(INSERT[family], params if len(params) > 1 else params[0])
 
 
 def _session_match(app_name: str, user_id: str, session_id: str) -> str:

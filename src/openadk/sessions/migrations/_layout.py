@@ -54,6 +54,11 @@ class Layout:
     """``sessions`` has openadk's (app_name, update_time, user_id, id) index (revision 0003)."""
 
     @property
+    def has_search(self) -> bool:
+        """The full-text search table exists (revision 0004)."""
+        return "openadk_event_search" in self.tables
+
+    @property
     def has_metadata(self) -> bool:
         """Revision 0003 is in place: the title and label tables and the listing index."""
         return self.listing_index and self.tables >= METADATA_TABLES

@@ -47,10 +47,11 @@ _HERE = Path(__file__).resolve().parent
 ADK_V1 = "0001_adk_v1"
 EXACT_KEYS = "0002_exact_keys"
 SESSION_METADATA = "0003_session_metadata"
-HEAD = SESSION_METADATA
+EVENT_SEARCH = "0004_event_search"
+HEAD = EVENT_SEARCH
 """The newest revision (a test checks it against the migration scripts)."""
-REVISIONS: tuple[str, ...] = (ADK_V1, EXACT_KEYS, SESSION_METADATA)
-_ADDITIVE = frozenset({SESSION_METADATA})
+REVISIONS: tuple[str, ...] = (ADK_V1, EXACT_KEYS, SESSION_METADATA, EVENT_SEARCH)
+_ADDITIVE = frozenset({SESSION_METADATA, EVENT_SEARCH})
 """Revisions that only add openadk's own tables and indexes: the service creates the tables
 itself, so a database that has not had them applied yet is still used."""
 """Every revision, oldest first."""
@@ -145,6 +146,8 @@ class UpgradeReport:
     """Where the V0 events are kept when some were not carried over."""
     keys_made_exact: list[str] = field(default_factory=list)
     """Key columns (``table.column``) given the exact collation (MySQL/MariaDB)."""
+    events_indexed: int = 0
+    """Events with text put in the search index (revision 0004)."""
 
     def summary(self) -> list[str]:
         """Lines for a person."""
@@ -162,6 +165,7 @@ class UpgradeReport:
             "keys": [f"Key columns now compare exactly; {at}."],
             "recorded": [f"Recorded {at} (ids already compared exactly: no table changed)."],
             "metadata": [f"Added openadk's session title and label tables; {at}."],
+            "search": [f"Indexed {self.events_indexed} event(s) for full-text search; {at}."],
         }.get(self.action, [f"{self.action}; {at}."])
         if self.action == "adopted" and self.keys_made_exact:
             lines = [f"Adopted the existing google-adk V1 schema; {at}."]
@@ -347,6 +351,14 @@ def _pending(layout: Layout, current: str | None) -> tuple[tuple[str, str], ...]
         steps.append((EXACT_KEYS, _keys_step(layout)))
     if steps or _position(current) < _position(SESSION_METADATA):
         steps.append((SESSION_METADATA, _metadata_step(layout)))
+    if steps or _position(current) < _position(EVENT_SEARCH):
+        steps.append(
+            (
+                EVENT_SEARCH,
+                "create the full-text search index and index the text of the stored events "
+                "(in batches)",
+            )
+        )
     return tuple(steps)
 
 
@@ -392,7 +404,7 @@ def _status_of(url: str, layout: Layout) -> SchemaStatus:
         if layout.keys:
             current = ADK_V1
         elif layout.has_metadata:
-            current = SESSION_METADATA
+            current = EVENT_SEARCH if layout.has_search else SESSION_METADATA
     return SchemaStatus(
         url=url,
         layout=layout,
@@ -482,6 +494,7 @@ async def upgrade(
     allow_unsafe_unpickling: bool = False,
     backup: bool = True,
     batch_size: int = 500,
+    progress: Callable[[int, int], None] | None = None,
 ) -> UpgradeReport:
     """Upgrades ``db`` (a URL or an engine) in place to ``revision`` (default: the newest).
 
@@ -499,7 +512,9 @@ async def upgrade(
         allow_unsafe_unpickling: Let V0 pickles load any Python type. Only for a database whose
             contents you trust: unpickling can run arbitrary code.
         backup: On SQLite, copy the file before converting V0 events.
-        batch_size: V0 rows converted per batch.
+        batch_size: V0 rows converted per batch, and events indexed per batch (0004).
+        progress: Called with (events indexed so far, events in all) after each batch of
+            revision 0004, e.g. to draw a progress bar.
 
     Returns:
         What was done.
@@ -540,7 +555,12 @@ async def upgrade(
 
     def run(conn: Connection) -> None:
         config = _alembic_config(
-            {"connection": conn, "openadk_options": options, "openadk_report": report}
+            {
+                "connection": conn,
+                "openadk_options": options,
+                "openadk_report": report,
+                "openadk_progress": progress,
+            }
         )
         from alembic import command
 
@@ -565,6 +585,7 @@ async def upgrade(
         orphans=report.orphans,
         kept_table=report.kept_table,
         keys_made_exact=report.keys_made_exact,
+        events_indexed=report.events_indexed,
     )
 
 
