@@ -125,6 +125,8 @@ def snippet(body: str, terms: Sequence[str]) -> str:
         word = m.group()
         pieces.append(f"**{word}**" if word.casefold() in wanted else word)
         position = m.end()
+    if end == len(matches):
+        pieces.append(body[position:])
     text_ = "".join(pieces)
     text_ = " ".join(text_.split())
     prefix = "…" if start > 0 else ""
