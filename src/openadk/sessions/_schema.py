@@ -281,7 +281,8 @@ session_expiry = Table(
 
 # openadk's own tables (revision 0003, decision 12): a session's title and labels. The labels are
 # kept twice: as JSON beside the title, read with the session in one join, and one row per label,
-# which the label filter of `list_sessions` finds by index. Deleting the session deletes both.
+# which the label filter of `list_sessions` finds by index. Deleting the session deletes both
+# (explicitly; no foreign key, so revision 0002's collation change on MySQL never meets them).
 session_metadata = Table(
     "openadk_session_metadata",
     metadata,
@@ -290,11 +291,6 @@ session_metadata = Table(
     Column("session_id", KeyString(), primary_key=True),
     Column("display_name", Text(), nullable=True),
     Column("labels", JsonColumn(), nullable=True),
-    ForeignKeyConstraint(
-        ["app_name", "user_id", "session_id"],
-        ["sessions.app_name", "sessions.user_id", "sessions.id"],
-        ondelete="CASCADE",
-    ),
 )
 
 session_labels = Table(
@@ -305,11 +301,6 @@ session_labels = Table(
     Column("session_id", KeyString(), primary_key=True),
     Column("key", KeyString(), primary_key=True),
     Column("value", KeyString(), nullable=False),
-    ForeignKeyConstraint(
-        ["app_name", "user_id", "session_id"],
-        ["sessions.app_name", "sessions.user_id", "sessions.id"],
-        ondelete="CASCADE",
-    ),
 )
 
 Index(
