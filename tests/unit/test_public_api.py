@@ -32,6 +32,8 @@ EXPECTED = {
         "InMemorySessionService",
         "ListEventsResponse",
         "ListSessionsResponse",
+        "SearchEventsResponse",
+        "SearchHit",
         "Session",
         "SessionNotFoundError",
         "StaleSessionError",
