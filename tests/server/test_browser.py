@@ -467,9 +467,12 @@ def _fits(page: Page) -> None:
 
 
 def _capable(capability: str) -> bool:
+    """Whether the served store (a SQLite file) can do this."""
     from openadk.sessions import DatabaseSessionService
 
-    return capability in getattr(DatabaseSessionService, "capabilities", ())
+    # Capabilities belong to the instance (search depends on the database); none is opened.
+    probe = DatabaseSessionService("sqlite+aiosqlite:///unused-probe.db")
+    return capability in getattr(probe, "capabilities", ())
 
 
 @pytest.mark.skipif(not _capable("metadata"), reason="the service keeps no titles or labels")

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import jinja2
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from markupsafe import Markup, escape
 
 import openadk
 from openadk.errors import SessionNotFoundError, StorageError
@@ -105,6 +106,7 @@ def _templates() -> jinja2.Environment:
     )
     env.filters["visible"] = visible
     env.filters["exact"] = exact_time
+    env.filters["highlight"] = _highlight
     env.globals["qs"] = lambda **params: urlencode(
         {k: v for k, v in params.items() if v not in (None, "")}
     )
@@ -112,6 +114,15 @@ def _templates() -> jinja2.Environment:
     env.globals["prefix"] = UI_PREFIX
     env.globals["rel"] = lambda stamp: relative_time(stamp, time.time())
     return env
+
+
+def _highlight(snippet: str) -> Markup:
+    """A search snippet (matched words wrapped in ``**``) with the matches in ``<mark>``."""
+    parts = visible(snippet).split("**")
+    return Markup("").join(
+        Markup("<mark>{}</mark>").format(part) if odd else escape(part)
+        for odd, part in ((i % 2 == 1, p) for i, p in enumerate(parts))
+    )
 
 
 def _static_files() -> dict[str, bytes]:
@@ -394,7 +405,7 @@ def install_ui(
             raise _PageError(
                 501, "No search", "This session service has no full-text search of events."
             )
-        search: Any = service.search_events  # type: ignore[attr-defined]
+        search: Any = service.search_events
         try:
             found = await search(
                 app_name=app_name, query=query, user_id=user, limit=SESSIONS_PER_PAGE,
@@ -648,7 +659,7 @@ def install_ui(
         return redirect(session_url(key, "Labels saved."))
 
     async def update(key: _Key, **changes: Any) -> None:
-        updater: Any = service.update_session  # type: ignore[attr-defined]
+        updater: Any = service.update_session
         try:
             await updater(app_name=key.app, user_id=key.user, session_id=key.id, **changes)
         except SessionNotFoundError as exc:
@@ -665,7 +676,7 @@ def install_ui(
         new_id = _arg(form, "new_id", required=False)
         up_to = form.get("up_to_invocation_id") or None
         await load(key, 0)
-        forker: Any = service.fork_session  # type: ignore[attr-defined]
+        forker: Any = service.fork_session
         try:
             forked = await forker(
                 app_name=key.app, user_id=key.user, session_id=key.id, new_session_id=new_id,
