@@ -297,3 +297,10 @@ async def test_a_burst_of_new_events_shows_a_page_and_says_so(
     assert fresh.text.count("<article") == 50
     assert "burst 59" in fresh.text and "burst 9<" not in fresh.text
     assert "More events arrived than fit here" in fresh.text
+
+
+async def test_search_snippets_mark_matches_and_escape_the_rest() -> None:
+    from openadk.server._ui import _highlight
+
+    shown = str(_highlight("say **<b>hi</b>** to \x1b[2J **me**"))
+    assert shown == "say <mark>&lt;b&gt;hi&lt;/b&gt;</mark> to \\x1b[2J <mark>me</mark>"
