@@ -23,6 +23,8 @@
     });
   }
   setInterval(refreshTimes, 15000);
+  // Newly swapped-in events were rendered a moment ago: bring every time on the page up to date.
+  document.addEventListener("htmx:afterSettle", refreshTimes);
 
   // A second click on "raw JSON" hides it again instead of loading it twice.
   document.addEventListener("click", function (ev) {
