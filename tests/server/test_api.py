@@ -259,8 +259,12 @@ async def test_browsing_page(client: httpx.AsyncClient, open_client: httpx.Async
     assert signed_in.status_code == 303 and signed_in.headers["location"] == "/"
     index = await client.get("/")
     assert index.status_code == 200 and "app1" in index.text
-    listing = await client.get("/", params={"app": "app1"})
+    listing = await client.get("/ui/app", params={"app": "app1"})
     assert "page-1" in listing.text and "u&lt;1&gt;" in listing.text
-    detail = await client.get("/", params={"app": "app1", "user": "u<1>", "session": "page-1"})
+    detail = await client.get("/ui/session", params={"app": "app1", "user": "u<1>", "id": "page-1"})
     assert detail.status_code == 200 and "&lt;b&gt;" in detail.text and "<b>" not in detail.text
-    assert (await open_client.get("/", params={"app": "app1"})).status_code == 200
+    # The old page's links lead to the new pages.
+    old = await client.get("/", params={"app": "app1", "user": "u<1>", "session": "page-1"})
+    assert old.status_code == 303
+    assert old.headers["location"] == "/ui/session?app=app1&user=u%3C1%3E&id=page-1"
+    assert (await open_client.get("/ui/app", params={"app": "app1"})).status_code == 200

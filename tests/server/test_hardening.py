@@ -137,8 +137,8 @@ async def test_page_signs_in_with_a_form_and_a_strict_httponly_cookie(
 ) -> None:
     before = await page.get("/")
     assert before.status_code == 401
-    assert "<form method='post' action='/signin'>" in before.text
-    assert "type='password' name='key'" in before.text
+    assert '<form method="post" action="/signin">' in before.text
+    assert 'type="password" name="key"' in before.text
     # The key in the URL no longer opens the page.
     assert (await page.get("/", params={"key": API_KEY})).status_code == 401
 
@@ -154,16 +154,16 @@ async def test_page_signs_in_with_a_form_and_a_strict_httponly_cookie(
 
     for path, params in (
         ("/", {}),
-        ("/", {"app": "app1"}),
-        ("/", {"app": "app1", "user": "u1", "session": "s1"}),
+        ("/ui/app", {"app": "app1"}),
+        ("/ui/session", {"app": "app1", "user": "u1", "id": "s1"}),
     ):
         shown = await page.get(path, params=params)
         assert shown.status_code == 200, shown.text
-        links = re.findall(r"(?:href|action)='([^']*)'", shown.text)
+        links = re.findall(r'(?:href|action|hx-get)="([^"]*)"', shown.text)
         assert links
         assert not [link for link in links if "key" in link]
         assert API_KEY not in shown.text
-    assert "s1" in (await page.get("/", params={"app": "app1"})).text
+    assert "s1" in (await page.get("/ui/app", params={"app": "app1"})).text
 
     out = await page.post("/signout")
     assert out.status_code == 303
@@ -289,9 +289,9 @@ async def test_405_names_the_methods_of_the_path() -> None:
     async with client_of(create_app(InMemorySessionService()), LOCAL) as http:
         for path, allowed in (
             (f"{PARENT}/sessions", "GET, POST"),
-            (f"{PARENT}/sessions/s1", "DELETE, GET"),
+            (f"{PARENT}/sessions/s1", "DELETE, GET, PATCH"),
             (f"{PARENT}/sessions/s1:appendEvent", "POST"),
-            ("/signin", "POST"),
+            ("/signin", "GET, POST"),
             ("/readyz", "GET"),
         ):
             response = await http.put(path)

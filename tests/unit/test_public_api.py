@@ -41,6 +41,8 @@ EXPECTED = {
         "ListEventsResponse",
         "ListSessionsResponse",
         "RedisSessionService",
+        "SearchEventsResponse",
+        "SearchHit",
         "Session",
         "SessionNotFoundError",
         "SqliteServiceFileReader",

@@ -16,6 +16,8 @@ from openadk.sessions._session import (
     GetSessionConfig,
     ListEventsResponse,
     ListSessionsResponse,
+    SearchEventsResponse,
+    SearchHit,
     Session,
 )
 from openadk.sessions._state import State
@@ -35,6 +37,8 @@ __all__ = [
     "ListEventsResponse",
     "ListSessionsResponse",
     "RedisSessionService",
+    "SearchEventsResponse",
+    "SearchHit",
     "Session",
     "SessionNotFoundError",
     "SqliteServiceFileReader",

@@ -381,6 +381,8 @@ class RedisSessionService(BaseSessionService):
         exist_ok: bool = True,
         ttl: float | datetime.timedelta | None = None,
         expire_time: float | datetime.datetime | None = None,
+        display_name: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> Session:
         """Creates a session, or resumes the one with ``session_id`` (see the base class).
 
@@ -402,6 +404,8 @@ class RedisSessionService(BaseSessionService):
                 exist_ok=exist_ok,
                 ttl=ttl,
                 expire_time=expire_time,
+                display_name=display_name,
+                labels=labels,
             )
         finally:
             _SLIDING.reset(token)
