@@ -6,11 +6,13 @@ may make the server fail, and a request the schema calls valid must not be refus
 
 from __future__ import annotations
 
+import base64
 import tempfile
 import time
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis.checks import ignored_auth, negative_data_rejection
 
 from openadk.server import create_app
@@ -18,6 +20,12 @@ from openadk.sessions import DatabaseSessionService, InMemorySessionService
 from openadk.sessions._vertex import parse_time
 
 API_KEY = "schemathesis-key"
+
+# Bytes fields (inlineData.data, thoughtSignature, ...) are ``format: base64url`` strings in the
+# schema; schemathesis knows no such format and would send any text as a "valid" value.
+schemathesis.openapi.format(
+    "base64url", st.binary(max_size=48).map(lambda raw: base64.urlsafe_b64encode(raw).decode())
+)
 
 memory_schema = schemathesis.openapi.from_asgi(
     "/openapi.json", create_app(InMemorySessionService(), api_key=API_KEY)
