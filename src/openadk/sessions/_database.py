@@ -9,11 +9,12 @@ import json
 import logging
 import math
 import random
+import sqlite3
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from typing import cast as typing_cast
 
 try:
@@ -31,6 +32,7 @@ try:
         type_coerce,
         update,
     )
+    from sqlalchemy.dialects.postgresql import JSONB
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 except ImportError as _error:  # pragma: no cover - exercised without the extra installed
     raise ImportError(
@@ -48,7 +50,7 @@ from openadk.errors import (
     StorageError,
 )
 from openadk.events import Event
-from openadk.sessions import _dialects
+from openadk.sessions import _dialects, _sqlite
 from openadk.sessions._base import (
     AppendOutcome,
     AppendPlan,
@@ -61,6 +63,7 @@ from openadk.sessions._base import (
     first_kept_index,
     merge_state,
 )
+from openadk.sessions._json import copy_json
 from openadk.sessions._schema import (
     SCHEMA_VERSION,
     app_states,
@@ -205,6 +208,13 @@ class DatabaseSessionService(BaseSessionService):
         if not isinstance(event_cache_size, int) or event_cache_size < 0:
             raise ValueError(f"event_cache_size must be an int >= 0, got {event_cache_size!r}.")
         self._event_cache = _EventCache(event_cache_size) if event_cache_size else None
+        self._lite: _sqlite.SqliteThreads | None = None
+        if (
+            self._owns_engine
+            and isinstance(self._engine, AsyncEngine)
+            and _sqlite.fast_path_allowed(self._engine, engine_kwargs)
+        ):
+            self._lite = _sqlite.SqliteThreads(self._engine)
 
     def __repr__(self) -> str:
         return f"DatabaseSessionService({self._url!r})"
@@ -237,6 +247,9 @@ class DatabaseSessionService(BaseSessionService):
 
     async def close(self) -> None:
         """Disposes of the engine if the service created it."""
+        if self._lite is not None:
+            lite, self._lite = self._lite, None
+            await lite.close()
         if not self._owns_engine:
             return
         if isinstance(self._engine, AsyncEngine):
@@ -470,6 +483,12 @@ class DatabaseSessionService(BaseSessionService):
         )
         return app_q, user_q
 
+    def _json_text(self, text: str) -> Any:
+        """JSON text as a value for a JSON column (JSONB on PostgreSQL takes it as it is)."""
+        if self._dialect == "postgresql":
+            return cast(type_coerce(text, Text), JSONB)
+        return text
+
     def _state(self, column: Any) -> Any:
         """A state column as `_decode_state` takes it: JSON text, decoded per row with its key.
 
@@ -550,6 +569,10 @@ class DatabaseSessionService(BaseSessionService):
         exist_ok: bool,
         expire_time: float | None = None,
     ) -> Session:
+        if self._lite is not None:
+            return await self._lite_create(
+                app_name, user_id, session_id, state, exist_ok, expire_time
+            )
         new_id = session_id or str(uuid.uuid4())
 
         async def body(conn: AsyncConnection) -> Session:
@@ -725,6 +748,9 @@ class DatabaseSessionService(BaseSessionService):
         session_id: str,
         config: GetSessionConfig | None,
     ) -> Session | None:
+        if self._lite is not None:
+            return await self._lite_get(app_name, user_id, session_id, config)
+
         async def body(conn: AsyncConnection) -> Session | None:
             app_q, user_q = self._scope_queries(app_name, user_id)
             row = (
@@ -773,6 +799,9 @@ class DatabaseSessionService(BaseSessionService):
         limit: int | None,
         after: PageKey | None,
     ) -> ListSessionsResponse:
+        if self._lite is not None:
+            return await self._lite_list(app_name, user_id, limit, after)
+
         async def body(conn: AsyncConnection) -> ListSessionsResponse:
             query = select(
                 sessions.c.user_id,
@@ -987,6 +1016,8 @@ class DatabaseSessionService(BaseSessionService):
     async def _append_event(
         self, session: Session, event: Event, plan: AppendPlan
     ) -> AppendOutcome:
+        if self._lite is not None:
+            return await self._lite_append(session, event, plan)
         app_name, user_id, session_id = session.app_name, session.user_id, session.id
         key = (
             sessions.c.app_name == app_name,
@@ -998,8 +1029,6 @@ class DatabaseSessionService(BaseSessionService):
             events.c.user_id == user_id,
             events.c.session_id == session_id,
         )
-        # The base class built and checked the stored JSON (it parses back into an Event).
-        data = plan.data
 
         async def body(conn: AsyncConnection) -> AppendOutcome:
             columns = [sessions.c.update_time]
@@ -1035,7 +1064,6 @@ class DatabaseSessionService(BaseSessionService):
                 raise StaleSessionError()
             timestamp, stamp = _next_time(event.timestamp, stored_time)
             db_stamp = stamp if self._aware_times else stamp.replace(tzinfo=None)
-            data["timestamp"] = timestamp
             await conn.execute(
                 events.insert().values(
                     id=event.id,
@@ -1044,7 +1072,8 @@ class DatabaseSessionService(BaseSessionService):
                     session_id=session_id,
                     invocation_id=event.invocation_id,
                     timestamp=db_stamp,
-                    event_data=data if self._dialect == "postgresql" else json.dumps(data),
+                    # The base class built and checked the stored JSON (it parses back).
+                    event_data=self._json_text(plan.text_at(timestamp)),
                 )
             )
             values: dict[str, Any] = {"update_time": db_stamp}
@@ -1108,8 +1137,496 @@ class DatabaseSessionService(BaseSessionService):
             duplicate=True,
         )
 
+    # SQLite: one hop to a dedicated thread per operation --------------------------------------
+    #
+    # The same transactions as above, as fixed SQL on a stdlib sqlite3 connection owned by a
+    # thread (see `_sqlite`). Each method builds one callable and ships it in one hop; what
+    # needs the event cache (owned by the event loop's thread) runs after the hop.
+
+    async def _lite_run(
+        self, operation: str, write: bool, body: Callable[[_sqlite.Connection], _T]
+    ) -> _T:
+        """Runs ``body`` in one transaction on the writer (or reader) thread; errors as `_run`."""
+        await self._prepare()
+        lite = self._lite
+        assert lite is not None
+        worker = lite.writer if write else lite.reader
+
+        def job(conn: _sqlite.Connection) -> _T:
+            return _sqlite.transaction(conn, write, body)
+
+        for attempt in range(_RETRIES):
+            try:
+                return await worker.run(job)
+            except sqlite3.OperationalError as error:
+                if "locked" in str(error) and attempt < _RETRIES - 1:
+                    await asyncio.sleep(random.uniform(0.002, 0.01) * (attempt + 1))
+                    continue
+                raise self._lite_error(operation, error) from error
+            except sqlite3.Error as error:
+                raise self._lite_error(operation, error) from error
+            except UnicodeEncodeError as error:
+                raise ValueError(_NOT_UNICODE.format(operation)) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _lite_error(self, operation: str, error: sqlite3.Error) -> StorageError:
+        return StorageError(f"{operation} failed on {self._url}: {type(error).__name__}: {error}")
+
+    def _lite_now(self) -> str:
+        """The service clock's time as stored, to compare expiry times with."""
+        return _sqlite.db_text_time(self._db_time(self._clock()))
+
+    async def _lite_append(self, session: Session, event: Event, plan: AppendPlan) -> AppendOutcome:
+        app_name, user_id, session_id = key = session.app_name, session.user_id, session.id
+        now = self._lite_now()
+        scoped = plan.scoped
+        lock_sql = _LITE_LOCK_WITH_STATE if scoped.session else _LITE_LOCK
+        marker = session._storage_update_marker
+
+        def body(conn: _sqlite.Connection) -> AppendOutcome:
+            row = conn.one(lock_sql, (app_name, user_id, session_id, now))
+            if row is None:
+                raise SessionNotFoundError(f"Session {session_id} not found.")
+            stored_time = from_db_time(row[0])
+            last_event_id = None
+            if marker is None:
+                last = conn.one(_LITE_LAST_EVENT, key)
+                last_event_id = None if last is None else last[0]
+            if self._is_stale(session, _marker(stored_time), last_event_id):
+                duplicate = self._lite_duplicate(conn, event, plan, key)
+                if duplicate is not None:
+                    return duplicate
+                raise StaleSessionError()
+            timestamp, stamp = _next_time(event.timestamp, stored_time)
+            db_stamp = _sqlite.db_text_time(stamp.replace(tzinfo=None))
+            try:
+                conn.execute(
+                    _LITE_INSERT_EVENT,
+                    (
+                        event.id,
+                        app_name,
+                        user_id,
+                        session_id,
+                        event.invocation_id,
+                        db_stamp,
+                        plan.text_at(timestamp),
+                    ),
+                )
+            except sqlite3.IntegrityError as error:
+                if "UNIQUE" not in str(error).upper():
+                    raise StorageError(f"append_event failed on {self._url}: {error}") from error
+                # The event id is taken: the same event appended again is a no-op.
+                duplicate = self._lite_duplicate(conn, event, plan, key)
+                if duplicate is None:
+                    raise ValueError(
+                        f"Event id {event.id} is already stored in session {session_id} with "
+                        f"different content; give the new event a new id."
+                    ) from None
+                return duplicate
+            if scoped.session:
+                own = _decode_state(row[1], "sessions", _session_key(*key))
+                conn.execute(
+                    _LITE_UPDATE_SESSION_STATE,
+                    (db_stamp, _sqlite.dumps({**own, **scoped.session}), *key),
+                )
+            else:
+                conn.execute(_LITE_UPDATE_SESSION, (db_stamp, *key))
+            if scoped.app or scoped.user:
+                self._lite_scopes(conn, app_name, user_id, scoped, db_stamp, ensure=True)
+            # Further per-event statements of the same transaction go here.
+            return AppendOutcome(
+                timestamp=timestamp, last_update_time=_epoch(stamp), marker=_marker(stamp)
+            )
+
+        return await self._lite_run("append_event", True, body)
+
+    def _lite_duplicate(
+        self, conn: _sqlite.Connection, event: Event, plan: AppendPlan, key: _SessionKey
+    ) -> AppendOutcome | None:
+        """`_find_duplicate` on the SQLite thread."""
+        row = conn.one(_LITE_EVENT_BY_ID, (event.id, *key))
+        if row is None:
+            return None
+        stored = _rows_to_events([_sqlite.EventRow(*row)], key)[0]
+        if stored != plan.stored_event(event, stored.timestamp):
+            return None
+        stamp = from_db_time(row[2])
+        return AppendOutcome(
+            timestamp=stored.timestamp,
+            last_update_time=_epoch(stamp),
+            marker=_marker(stamp),
+            duplicate=True,
+        )
+
+    def _lite_scopes(
+        self,
+        conn: _sqlite.Connection,
+        app_name: str,
+        user_id: str,
+        scoped: ScopedDelta,
+        stamp: str,
+        *,
+        ensure: bool,
+    ) -> None:
+        """Merges the app and user parts of a delta into their rows (made first if ``ensure``)."""
+        if ensure:
+            conn.execute(_LITE_ENSURE_APP, (app_name, stamp))
+            conn.execute(_LITE_ENSURE_USER, (app_name, user_id, stamp))
+        if scoped.app:
+            row = conn.one(_LITE_APP_STATE, (app_name,))
+            current = _decode_state(row[0], "app_states", {"app_name": app_name})
+            conn.execute(
+                _LITE_UPDATE_APP, (_sqlite.dumps({**current, **scoped.app}), stamp, app_name)
+            )
+        if scoped.user:
+            row = conn.one(_LITE_USER_STATE, (app_name, user_id))
+            user_key = {"app_name": app_name, "user_id": user_id}
+            current = _decode_state(row[0], "user_states", user_key)
+            conn.execute(
+                _LITE_UPDATE_USER,
+                (_sqlite.dumps({**current, **scoped.user}), stamp, app_name, user_id),
+            )
+
+    def _lite_events(
+        self,
+        conn: _sqlite.Connection,
+        key: _SessionKey,
+        config: GetSessionConfig | None,
+    ) -> _LiteEvents:
+        """A session's events, oldest first, as `_lite_finish_events` takes them.
+
+        With the event cache on, only the ids and times are read, then the data of the events
+        the cache does not hold (it is only peeked at here: the event loop's thread owns it).
+        """
+        where = _LITE_EVENTS_OF
+        params: list[Any] = list(key)
+        if config is not None and config.after_timestamp is not None:
+            at = self._bound_time(config.after_timestamp, "after_timestamp")
+            where += " AND timestamp >= ?"
+            params.append(_sqlite.db_text_time(at))
+        limit = ""
+        if config is not None and config.num_recent_events is not None:
+            limit = " LIMIT ?"
+            params.append(min(config.num_recent_events, _MAX_ROWS))
+        newest_first = " ORDER BY timestamp DESC, id DESC"
+        cache = self._event_cache
+        if cache is None:
+            rows = conn.all(
+                f"SELECT {_LITE_EVENT_COLUMNS} FROM events WHERE {where}{newest_first}{limit}",
+                params,
+            )
+            rows.reverse()
+            return _LiteEvents([], [_sqlite.EventRow(*r) for r in rows], None)
+        order_rows = conn.all(
+            f"SELECT id, timestamp FROM events WHERE {where}{newest_first}{limit}", params
+        )
+        order_rows.reverse()
+        # Hits are taken here (the event objects, so a later eviction cannot lose them).
+        order = [(r[0], r[1], cache.peek(key, r[0], r[1])) for r in order_rows]
+        missing = [event_id for event_id, _, hit in order if hit is None]
+        data: list[_sqlite.EventRow] = []
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            data.extend(
+                _sqlite.EventRow(*r)
+                for r in conn.all(
+                    f"SELECT {_LITE_EVENT_COLUMNS} FROM events WHERE {_LITE_EVENTS_OF} "
+                    f"AND id IN ({marks})",
+                    (*key, *chunk),
+                )
+            )
+        return _LiteEvents(order, data, cache)
+
+    def _lite_finish_events(self, key: _SessionKey, found: _LiteEvents) -> list[Event]:
+        """Parses what `_lite_events` read and fills the cache (on the event loop's thread)."""
+        parsed = _rows_to_events(found.data, key)
+        cache = found.cache
+        if cache is None:
+            return parsed
+        fresh: dict[str, Event] = {}
+        for row, event in zip(found.data, parsed, strict=True):
+            fresh[row.id] = event
+            cache.put(key, row.id, row.timestamp, event)
+        cache.touch(key)
+        return [fresh[event_id] if hit is None else hit for event_id, _, hit in found.order]
+
+    async def _lite_create(
+        self,
+        app_name: str,
+        user_id: str,
+        session_id: str | None,
+        state: ScopedDelta,
+        exist_ok: bool,
+        expire_time: float | None,
+    ) -> Session:
+        new_id = session_id or str(uuid.uuid4())
+        key = (app_name, user_id, new_id)
+        now_time = to_db_time(time.time()).replace(tzinfo=_UTC)
+        now = _sqlite.db_text_time(now_time.replace(tzinfo=None))
+        clock_now = self._lite_now()
+        expires = None if expire_time is None else _sqlite.db_text_time(self._db_time(expire_time))
+
+        def body(conn: _sqlite.Connection) -> tuple[Any, ...]:
+            conn.execute(_LITE_ENSURE_APP, (app_name, now))
+            conn.execute(_LITE_ENSURE_USER, (app_name, user_id, now))
+            purged = False
+            existing = None
+            if session_id is not None:
+                if conn.one(_LITE_EXPIRED, (*key, clock_now)) is not None:
+                    for statement in _LITE_DELETE_SESSION:
+                        conn.execute(statement, key)
+                    purged = True
+                existing = conn.one(_LITE_SESSION_ROW, key)
+            created = (
+                existing is None
+                and conn.execute(
+                    _LITE_INSERT_SESSION, (*key, _sqlite.dumps(state.session), now, now)
+                ).rowcount
+                == 1
+            )
+            found: _LiteEvents | None = None
+            if created:
+                own_state, update_time = state.session, now_time
+            else:
+                if not exist_ok:
+                    raise AlreadyExistsError(f"Session with id {new_id} already exists.")
+                row = existing if existing is not None else conn.one(_LITE_SESSION_ROW, key)
+                own_state = _decode_state(row[0], "sessions", _session_key(*key))
+                update_time = from_db_time(row[1])
+                if state:
+                    own_state = {**own_state, **state.session}
+                    update_time = max(now_time, update_time + _ONE_MICROSECOND)
+                    conn.execute(
+                        _LITE_UPDATE_SESSION_STATE,
+                        (
+                            _sqlite.db_text_time(update_time.replace(tzinfo=None)),
+                            _sqlite.dumps(own_state),
+                            *key,
+                        ),
+                    )
+                found = self._lite_events(conn, key, None)
+            if expires is not None:
+                conn.execute(_LITE_DELETE_EXPIRY, key)
+                conn.execute(_LITE_INSERT_EXPIRY, (*key, expires))
+            if state.app or state.user:
+                self._lite_scopes(conn, app_name, user_id, state, now, ensure=False)
+            scopes = conn.one(_LITE_SCOPES, (app_name, app_name, user_id))
+            app_state, user_state = _decode_scopes(scopes[0], scopes[1], app_name, user_id)
+            return purged, own_state, app_state, user_state, update_time, found
+
+        purged, own_state, app_state, user_state, update_time, found = await self._lite_run(
+            "create_session", True, body
+        )
+        if purged and self._event_cache is not None:
+            self._event_cache.drop(key)
+        stored_events = [] if found is None else self._lite_finish_events(key, found)
+        return self._session(
+            app_name, user_id, new_id, own_state, app_state, user_state, update_time, stored_events
+        )
+
+    async def _lite_get(
+        self, app_name: str, user_id: str, session_id: str, config: GetSessionConfig | None
+    ) -> Session | None:
+        key = (app_name, user_id, session_id)
+        now = self._lite_now()
+
+        def body(conn: _sqlite.Connection) -> tuple[Any, ...] | None:
+            row = conn.one(_LITE_GET_SESSION, (app_name, app_name, user_id, *key, now))
+            if row is None:
+                return None
+            own_state = _decode_state(row[0], "sessions", _session_key(*key))
+            app_state, user_state = _decode_scopes(row[2], row[3], app_name, user_id)
+            found = None
+            if config is None or config.num_recent_events != 0:
+                found = self._lite_events(conn, key, config)
+            return own_state, app_state, user_state, row[1], found
+
+        result = await self._lite_run("get_session", False, body)
+        if result is None:
+            return None
+        own_state, app_state, user_state, update_time, found = result
+        stored_events = [] if found is None else self._lite_finish_events(key, found)
+        return self._session(
+            app_name,
+            user_id,
+            session_id,
+            own_state,
+            app_state,
+            user_state,
+            update_time,
+            stored_events,
+        )
+
+    async def _lite_list(
+        self, app_name: str, user_id: str | None, limit: int | None, after: PageKey | None
+    ) -> ListSessionsResponse:
+        sql = _LITE_LIST
+        params: list[Any] = [app_name, self._lite_now()]
+        if user_id is not None:
+            sql += " AND s.user_id = ?"
+            params.append(user_id)
+        if after is not None:
+            stamp, last_user, last_id = after
+            at = _sqlite.db_text_time(self._bound_time(stamp, "page_token"))
+            sql += (
+                " AND (s.update_time > ? OR (s.update_time = ? AND s.user_id > ?)"
+                " OR (s.update_time = ? AND s.user_id = ? AND s.id > ?))"
+            )
+            params += [at, at, last_user, at, last_user, last_id]
+        sql += " ORDER BY s.update_time, s.user_id, s.id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(min(limit, _MAX_ROWS) + 1)
+        scopes_sql = _LITE_LIST_SCOPES + (" AND user_id = ?" if user_id is not None else "")
+        scope_params = (app_name, app_name) if user_id is None else (app_name, app_name, user_id)
+
+        def body(conn: _sqlite.Connection) -> ListSessionsResponse:
+            rows = conn.all(sql, params)
+            more = limit is not None and len(rows) > limit
+            if more:
+                del rows[limit:]
+            scopes: dict[str | None, dict[str, Any]] = {}
+            for scope_user, value in conn.all(scopes_sql, scope_params):
+                if scope_user is None:
+                    scopes[None] = _decode_state(value, "app_states", {"app_name": app_name})
+                else:
+                    scope_key = {"app_name": app_name, "user_id": scope_user}
+                    scopes[scope_user] = _decode_state(value, "user_states", scope_key)
+            app_state = scopes.get(None) or {}
+            result = []
+            for row_user, row_id, value, update_time in rows:
+                # A state decoded for this session alone is its own: no copy is needed.
+                own = _decode_state(value, "sessions", _session_key(app_name, row_user, row_id))
+                stamp = from_db_time(update_time)
+                result.append(
+                    Session._from_storage(
+                        id=row_id,
+                        app_name=app_name,
+                        user_id=row_user,
+                        state=merge_fresh_state(own, app_state, scopes.get(row_user) or {}),
+                        events=[],
+                        last_update_time=_epoch(stamp),
+                        marker=_marker(stamp),
+                    )
+                )
+            token = None
+            if more:
+                last = result[-1]
+                token = encode_page_token((last.last_update_time, last.user_id, last.id))
+            return ListSessionsResponse(sessions=result, next_page_token=token)
+
+        return await self._lite_run("list_sessions", False, body)
+
 
 _SessionKey = tuple[str, str, str]
+
+
+# The SQLite engine's statements, fixed strings that sqlite3 keeps prepared -------------------
+
+_LITE_LIVE = (
+    "NOT EXISTS (SELECT 1 FROM openadk_session_expiry x WHERE x.app_name = s.app_name "
+    "AND x.user_id = s.user_id AND x.session_id = s.id AND x.expire_time <= ?)"
+)
+_LITE_SESSION_KEY = "s.app_name = ? AND s.user_id = ? AND s.id = ?"
+_LITE_LOCK = f"SELECT s.update_time FROM sessions s WHERE {_LITE_SESSION_KEY} AND {_LITE_LIVE}"
+_LITE_LOCK_WITH_STATE = (
+    f"SELECT s.update_time, s.state FROM sessions s WHERE {_LITE_SESSION_KEY} AND {_LITE_LIVE}"
+)
+_LITE_EVENTS_OF = "app_name = ? AND user_id = ? AND session_id = ?"
+_LITE_EVENT_COLUMNS = "id, invocation_id, timestamp, event_data"
+_LITE_LAST_EVENT = (
+    f"SELECT id FROM events WHERE {_LITE_EVENTS_OF} ORDER BY timestamp DESC, id DESC LIMIT 1"
+)
+_LITE_EVENT_BY_ID = f"SELECT {_LITE_EVENT_COLUMNS} FROM events WHERE id = ? AND {_LITE_EVENTS_OF}"
+_LITE_INSERT_EVENT = (
+    "INSERT INTO events (id, app_name, user_id, session_id, invocation_id, timestamp, "
+    "event_data) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_LITE_UPDATE_SESSION = (
+    "UPDATE sessions SET update_time = ? WHERE app_name = ? AND user_id = ? AND id = ?"
+)
+_LITE_UPDATE_SESSION_STATE = (
+    "UPDATE sessions SET update_time = ?, state = ? WHERE app_name = ? AND user_id = ? AND id = ?"
+)
+_LITE_ENSURE_APP = (
+    "INSERT INTO app_states (app_name, state, update_time) VALUES (?, '{}', ?) "
+    "ON CONFLICT DO NOTHING"
+)
+_LITE_ENSURE_USER = (
+    "INSERT INTO user_states (app_name, user_id, state, update_time) VALUES (?, ?, '{}', ?) "
+    "ON CONFLICT DO NOTHING"
+)
+_LITE_APP_STATE = "SELECT state FROM app_states WHERE app_name = ?"
+_LITE_USER_STATE = "SELECT state FROM user_states WHERE app_name = ? AND user_id = ?"
+_LITE_UPDATE_APP = "UPDATE app_states SET state = ?, update_time = ? WHERE app_name = ?"
+_LITE_UPDATE_USER = (
+    "UPDATE user_states SET state = ?, update_time = ? WHERE app_name = ? AND user_id = ?"
+)
+_LITE_SCOPES = f"SELECT ({_LITE_APP_STATE}), ({_LITE_USER_STATE})"
+_LITE_EXPIRY_KEY = "app_name = ? AND user_id = ? AND session_id = ?"
+_LITE_EXPIRED = (
+    f"SELECT 1 FROM openadk_session_expiry WHERE {_LITE_EXPIRY_KEY} AND expire_time <= ?"
+)
+_LITE_DELETE_EXPIRY = f"DELETE FROM openadk_session_expiry WHERE {_LITE_EXPIRY_KEY}"
+_LITE_INSERT_EXPIRY = (
+    "INSERT INTO openadk_session_expiry (app_name, user_id, session_id, expire_time) "
+    "VALUES (?, ?, ?, ?)"
+)
+_LITE_DELETE_SESSION = (
+    _LITE_DELETE_EXPIRY,
+    f"DELETE FROM events WHERE {_LITE_EVENTS_OF}",
+    "DELETE FROM sessions WHERE app_name = ? AND user_id = ? AND id = ?",
+)
+_LITE_SESSION_ROW = (
+    "SELECT state, update_time FROM sessions WHERE app_name = ? AND user_id = ? AND id = ?"
+)
+_LITE_INSERT_SESSION = (
+    "INSERT INTO sessions (app_name, user_id, id, state, create_time, update_time) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+_LITE_GET_SESSION = (
+    f"SELECT s.state, s.update_time, ({_LITE_APP_STATE}), ({_LITE_USER_STATE}) "
+    f"FROM sessions s WHERE {_LITE_SESSION_KEY} AND {_LITE_LIVE}"
+)
+_LITE_LIST = (
+    f"SELECT s.user_id, s.id, s.state, s.update_time FROM sessions s "
+    f"WHERE s.app_name = ? AND {_LITE_LIVE}"
+)
+_LITE_LIST_SCOPES = (
+    "SELECT NULL, state FROM app_states WHERE app_name = ? "
+    "UNION ALL SELECT user_id, state FROM user_states WHERE app_name = ?"
+)
+
+
+class _LiteEvents(NamedTuple):
+    """What `_lite_events` read.
+
+    The order (id, stored time, cached event or None), the rows to parse, and the cache they go
+    into (None: no cache, and ``data`` is the whole answer).
+    """
+
+    order: list[tuple[str, Any, Event | None]]
+    data: list[_sqlite.EventRow]
+    cache: _EventCache | None
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def merge_fresh_state(
+    own: dict[str, Any], app_state: dict[str, Any], user_state: dict[str, Any]
+) -> dict[str, Any]:
+    """`merge_state` for a session state decoded for this session alone.
+
+    That state is kept (no copy); only container values of the shared app and user states are
+    copied.
+    """
+    for key, value in app_state.items():
+        own["app:" + key] = value if value.__class__ in _PLAIN else copy_json(value)
+    for key, value in user_state.items():
+        own["user:" + key] = value if value.__class__ in _PLAIN else copy_json(value)
+    return own
 
 
 class _EventCache:
@@ -1131,6 +1648,17 @@ class _EventCache:
         self._sessions.move_to_end(key)
         hit = entries.get(event_id)
         return hit[1] if hit is not None and hit[0] == stamp else None
+
+    def peek(self, key: _SessionKey, event_id: str, stamp: Any) -> Event | None:
+        """`get` without marking the session recently used (safe from another thread)."""
+        entries = self._sessions.get(key)
+        hit = None if entries is None else entries.get(event_id)
+        return hit[1] if hit is not None and hit[0] == stamp else None
+
+    def touch(self, key: _SessionKey) -> None:
+        """Marks the session recently used."""
+        if key in self._sessions:
+            self._sessions.move_to_end(key)
 
     def put(self, key: _SessionKey, event_id: str, stamp: Any, event: Event) -> None:
         entries = self._sessions.setdefault(key, {})
