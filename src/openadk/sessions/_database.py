@@ -50,7 +50,7 @@ from openadk.errors import (
     StorageError,
 )
 from openadk.events import Event
-from openadk.sessions import _dialects, _sqlite
+from openadk.sessions import _dialects, _postgres, _sqlite
 from openadk.sessions._base import (
     AppendOutcome,
     AppendPlan,
@@ -63,7 +63,7 @@ from openadk.sessions._base import (
     first_kept_index,
     merge_state,
 )
-from openadk.sessions._json import copy_json
+from openadk.sessions._json import copy_json, dumps_keeping_floats
 from openadk.sessions._schema import (
     SCHEMA_VERSION,
     app_states,
@@ -215,6 +215,24 @@ class DatabaseSessionService(BaseSessionService):
             and _sqlite.fast_path_allowed(self._engine, engine_kwargs)
         ):
             self._lite = _sqlite.SqliteThreads(self._engine)
+        self._pg: _postgres.PgPool | None = None
+        self._pg_sql: dict[tuple[Any, ...], str] = {}
+        if (
+            db_url is not None
+            and isinstance(self._engine, AsyncEngine)
+            and self._engine.url.drivername == "postgresql+asyncpg"
+            and not (_sqlite.CUSTOM_CONNECTIONS - {"connect_args"}) & set(engine_kwargs)
+        ):
+            connect_args = dict(engine_kwargs.get("connect_args") or {})
+            ssl_value = _dialects.asyncpg_ssl(db_url)
+            if ssl_value is not None:
+                connect_args.setdefault("ssl", ssl_value)
+            pg_kwargs = _postgres.asyncpg_connect_kwargs(self._engine, connect_args)
+            if pg_kwargs is not None:
+                size = int(engine_kwargs.get("pool_size", 5)) + int(
+                    engine_kwargs.get("max_overflow", 10)
+                )
+                self._pg = _postgres.PgPool(pg_kwargs, max(size, 1))
 
     def __repr__(self) -> str:
         return f"DatabaseSessionService({self._url!r})"
@@ -250,6 +268,8 @@ class DatabaseSessionService(BaseSessionService):
         if self._lite is not None:
             lite, self._lite = self._lite, None
             await lite.close()
+        if self._pg is not None:
+            await self._pg.close()
         if not self._owns_engine:
             return
         if isinstance(self._engine, AsyncEngine):
@@ -573,6 +593,10 @@ class DatabaseSessionService(BaseSessionService):
             return await self._lite_create(
                 app_name, user_id, session_id, state, exist_ok, expire_time
             )
+        if self._pg is not None and not (state.app or state.user) and expire_time is None:
+            made = await self._pg_create(app_name, user_id, session_id, state)
+            if made is not None:
+                return made
         new_id = session_id or str(uuid.uuid4())
 
         async def body(conn: AsyncConnection) -> Session:
@@ -750,6 +774,8 @@ class DatabaseSessionService(BaseSessionService):
     ) -> Session | None:
         if self._lite is not None:
             return await self._lite_get(app_name, user_id, session_id, config)
+        if self._pg is not None:
+            return await self._pg_get(app_name, user_id, session_id, config)
 
         async def body(conn: AsyncConnection) -> Session | None:
             app_q, user_q = self._scope_queries(app_name, user_id)
@@ -801,6 +827,8 @@ class DatabaseSessionService(BaseSessionService):
     ) -> ListSessionsResponse:
         if self._lite is not None:
             return await self._lite_list(app_name, user_id, limit, after)
+        if self._pg is not None:
+            return await self._pg_list(app_name, user_id, limit, after)
 
         async def body(conn: AsyncConnection) -> ListSessionsResponse:
             query = select(
@@ -1018,6 +1046,10 @@ class DatabaseSessionService(BaseSessionService):
     ) -> AppendOutcome:
         if self._lite is not None:
             return await self._lite_append(session, event, plan)
+        if self._pg is not None:
+            fast = await self._pg_append(session, event, plan)
+            if fast is not None:
+                return fast
         app_name, user_id, session_id = session.app_name, session.user_id, session.id
         key = (
             sessions.c.app_name == app_name,
@@ -1518,6 +1550,231 @@ class DatabaseSessionService(BaseSessionService):
 
         return await self._lite_run("list_sessions", False, body)
 
+    # PostgreSQL: one round trip per common operation on raw asyncpg ----------------------------
+    #
+    # `_postgres` has the statements. What they cannot settle alone (an append that matched no
+    # row, a create of an id that exists, ...) goes on to the SQLAlchemy path above.
+
+    async def _pg_run(self, operation: str, body: Callable[[Any], Awaitable[_T]]) -> _T:
+        """Runs ``body`` on a pooled asyncpg connection; errors leave as `_run`'s do."""
+        import asyncpg  # type: ignore[import-untyped]
+
+        await self._prepare()
+        pool = self._pg
+        assert pool is not None
+        try:
+            return await pool.run(body)
+        except asyncpg.PostgresError as error:
+            sqlstate = getattr(error, "sqlstate", None)
+            text = str(error).lower()
+            if sqlstate == "22P05" or (sqlstate == "22021" and "0x00" in text):
+                raise ValueError(
+                    f"{operation}: the data contains a NUL character (\\x00), which "
+                    f"{self._dialect} cannot store; remove or encode it."
+                ) from error
+            raise StorageError(
+                f"{operation} failed on {self._url}: {type(error).__name__}: {error}"
+            ) from error
+        except UnicodeEncodeError as error:
+            raise ValueError(_NOT_UNICODE.format(operation)) from error
+        except (OSError, asyncio.TimeoutError, asyncpg.InterfaceError) as error:
+            raise StorageError(
+                f"{operation} failed: cannot reach the database at {self._url}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+
+    def _pg_statement(self, key: tuple[Any, ...], build: Callable[[], str]) -> str:
+        sql = self._pg_sql.get(key)
+        if sql is None:
+            sql = self._pg_sql[key] = build()
+        return sql
+
+    async def _pg_append(
+        self, session: Session, event: Event, plan: AppendPlan
+    ) -> AppendOutcome | None:
+        """The common append in one statement; None when the locked path must decide."""
+        import asyncpg
+
+        marker = session._storage_update_marker
+        if marker is None or self._on_stale == "merge":
+            return None
+        try:
+            revision = datetime.datetime.fromisoformat(marker)
+        except ValueError:
+            return None
+        timestamp, stamp = _next_time(event.timestamp, revision.replace(tzinfo=_UTC))
+        scoped = plan.scoped
+        flags = (bool(scoped.session), bool(scoped.app), bool(scoped.user))
+        sql = self._pg_statement(("append", *flags), lambda: _postgres.append_sql(*flags))
+        args: list[Any] = [
+            session.app_name,
+            session.user_id,
+            session.id,
+            self._db_time(self._clock()),
+            revision,
+            stamp.replace(tzinfo=None),
+            event.id,
+            event.invocation_id,
+            plan.text_at(timestamp),
+        ]
+        args.extend(dumps_keeping_floats(part) for part in scoped_parts(scoped) if part)
+
+        async def body(conn: Any) -> int:
+            try:
+                return int(await conn.fetchval(sql, *args))
+            except (
+                asyncpg.UniqueViolationError,  # the id is taken: a duplicate, or another event
+                asyncpg.InvalidTextRepresentationError,  # a corrupt app or user state
+                asyncpg.DeadlockDetectedError,
+                asyncpg.SerializationError,
+            ):
+                return 0
+
+        if await self._pg_run("append_event", body) != 1:
+            return None
+        return AppendOutcome(
+            timestamp=timestamp, last_update_time=_epoch(stamp), marker=_marker(stamp)
+        )
+
+    async def _pg_create(
+        self, app_name: str, user_id: str, session_id: str | None, state: ScopedDelta
+    ) -> Session | None:
+        """A new session in one statement; None when the id exists (the locked path decides)."""
+        new_id = session_id or str(uuid.uuid4())
+        now = self._db_time(time.time())
+        args = (app_name, user_id, new_id, now, dumps_keeping_floats(state.session))
+
+        async def body(conn: Any) -> Any:
+            return await conn.fetchrow(_postgres.CREATE_SQL, *args)
+
+        row = await self._pg_run("create_session", body)
+        if row[0] != 1:
+            return None
+        app_state, user_state = _decode_scopes(row[1], row[2], app_name, user_id)
+        return self._session(
+            app_name, user_id, new_id, state.session, app_state, user_state, now, []
+        )
+
+    async def _pg_get(
+        self, app_name: str, user_id: str, session_id: str, config: GetSessionConfig | None
+    ) -> Session | None:
+        key = (app_name, user_id, session_id)
+        cache = self._event_cache
+        recent = None if config is None else config.num_recent_events
+        after = None if config is None else config.after_timestamp
+        # Recent events come with their data (few, and they are what a first read needs);
+        # a whole history comes as keys, and only the events not cached are fetched.
+        with_data = cache is None or (recent is not None and recent <= 100)
+        flags = (with_data, after is not None, recent is not None)
+        sql = self._pg_statement(("get", *flags), lambda: _postgres.get_sql(*flags))
+        args: list[Any] = [app_name, user_id, session_id, self._db_time(self._clock())]
+        if after is not None:
+            args.append(self._bound_time(after, "after_timestamp"))
+        if recent is not None:
+            args.append(min(recent, _MAX_ROWS))
+
+        async def body(conn: Any) -> tuple[Any, list[Any]] | None:
+            row = await conn.fetchrow(sql, *args)
+            if row is None:
+                return None
+            records = row[4]
+            records.reverse()
+            if cache is None or with_data:
+                return row, records
+            missing = [r[0] for r in records if cache.peek(key, r[0], r[2]) is None]
+            if not missing:
+                return row, records
+            data = {r[0]: r for r in await conn.fetch(_postgres.EVENT_DATA_SQL, *key, missing)}
+            return row, [data.get(r[0], r) for r in records]
+
+        found = await self._pg_run("get_session", body)
+        if found is None:
+            return None
+        row, records = found
+        own_state = _decode_state(row[0], "sessions", _session_key(*key))
+        app_state, user_state = _decode_scopes(row[2], row[3], app_name, user_id)
+        stored_events = self._pg_events(key, records)
+        return self._session(
+            app_name, user_id, session_id, own_state, app_state, user_state, row[1], stored_events
+        )
+
+    def _pg_events(self, key: _SessionKey, records: list[Any]) -> list[Event]:
+        """Events from (id, invocation_id, timestamp, data) records, cached ones reused."""
+        rows = [_sqlite.EventRow(*r) for r in records]
+        cache = self._event_cache
+        if cache is None:
+            return _rows_to_events(rows, key)
+        result: list[Event | None] = [cache.get(key, r.id, r.timestamp) for r in rows]
+        todo = [r for r, hit in zip(rows, result, strict=True) if hit is None]
+        if todo:
+            parsed = iter(_rows_to_events(todo, key))
+            for index, hit in enumerate(result):
+                if hit is None:
+                    event = next(parsed)
+                    cache.put(key, rows[index].id, rows[index].timestamp, event)
+                    result[index] = event
+        return typing_cast("list[Event]", result)
+
+    async def _pg_list(
+        self, app_name: str, user_id: str | None, limit: int | None, after: PageKey | None
+    ) -> ListSessionsResponse:
+        flags = (user_id is not None, after is not None, limit is not None)
+        sql = self._pg_statement(("list", *flags), lambda: _postgres.list_sql(*flags))
+        args: list[Any] = [app_name, self._db_time(self._clock())]
+        if user_id is not None:
+            args.append(user_id)
+        if after is not None:
+            stamp, last_user, last_id = after
+            args += [self._bound_time(stamp, "page_token"), last_user, last_id]
+        if limit is not None:
+            args.append(min(limit, _MAX_ROWS) + 1)
+
+        async def body(conn: Any) -> list[Any]:
+            return typing_cast("list[Any]", await conn.fetch(sql, *args))
+
+        rows = await self._pg_run("list_sessions", body)
+        return self._listing(app_name, limit, rows)
+
+    def _listing(
+        self, app_name: str, limit: int | None, rows: Sequence[Any]
+    ) -> ListSessionsResponse:
+        """Sessions from (kind, user_id, id, state, update_time) rows (see `list_sql`)."""
+        scopes: dict[str | None, dict[str, Any]] = {}
+        found = []
+        for kind, row_user, row_id, value, update_time in rows:
+            if kind == 2:
+                found.append((row_user, row_id, value, update_time))
+            elif kind == 0:
+                scopes[None] = _decode_state(value, "app_states", {"app_name": app_name})
+            else:
+                scope_key = {"app_name": app_name, "user_id": row_user}
+                scopes[row_user] = _decode_state(value, "user_states", scope_key)
+        more = limit is not None and len(found) > limit
+        if more:
+            del found[limit:]
+        app_state = scopes.get(None) or {}
+        result = []
+        for row_user, row_id, value, update_time in found:
+            # A state decoded for this session alone is its own: no copy is needed.
+            own = _decode_state(value, "sessions", _session_key(app_name, row_user, row_id))
+            stamp = from_db_time(update_time)
+            result.append(
+                Session._from_storage(
+                    id=row_id,
+                    app_name=app_name,
+                    user_id=row_user,
+                    state=merge_fresh_state(own, app_state, scopes.get(row_user) or {}),
+                    events=[],
+                    last_update_time=_epoch(stamp),
+                    marker=_marker(stamp),
+                )
+            )
+        token = None
+        if more:
+            last = result[-1]
+            token = encode_page_token((last.last_update_time, last.user_id, last.id))
+        return ListSessionsResponse(sessions=result, next_page_token=token)
+
 
 _SessionKey = tuple[str, str, str]
 
@@ -1612,6 +1869,11 @@ class _LiteEvents(NamedTuple):
 
 
 _PLAIN = (str, int, float, bool, type(None))
+
+
+def scoped_parts(scoped: ScopedDelta) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A delta's session, app and user parts, in `_postgres.append_sql`'s parameter order."""
+    return scoped.session, scoped.app, scoped.user
 
 
 def merge_fresh_state(

@@ -21,6 +21,7 @@ from openadk.sessions._json import dumps_keeping_floats
 from openadk.sessions._schema import MYSQL_FAMILY
 
 __all__ = [
+    "asyncpg_ssl",
     "build_engine",
     "insert_if_absent",
     "is_nul_refusal",
@@ -192,6 +193,12 @@ def _asyncpg_ssl(url: URL, shown: str) -> tuple[URL, Any]:
             f"({', '.join(f'{k}={v}' for k, v in files.items())}): {error}"
         ) from error
     return url, context
+
+
+def asyncpg_ssl(db_url: str) -> Any:
+    """The ``ssl`` argument an asyncpg URL's libpq TLS parameters make (None: there are none)."""
+    url = normalize_url(db_url)
+    return _asyncpg_ssl(url, redact_url(url))[1]
 
 
 def _missing_extra(backend: str, shown: str) -> ValueError:

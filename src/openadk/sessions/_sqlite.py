@@ -31,12 +31,12 @@ from typing import Any, NamedTuple, TypeVar
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["SqliteThreads", "Worker", "db_text_time", "fast_path_allowed"]
+__all__ = ["CUSTOM_CONNECTIONS", "SqliteThreads", "Worker", "db_text_time", "fast_path_allowed"]
 
 _T = TypeVar("_T")
 
 # Engine arguments that change how connections are made: the service then uses SQLAlchemy alone.
-_CUSTOM_CONNECTIONS = {"creator", "async_creator", "module", "poolclass", "pool", "connect_args"}
+CUSTOM_CONNECTIONS = {"creator", "async_creator", "module", "poolclass", "pool", "connect_args"}
 
 
 def fast_path_allowed(engine: AsyncEngine, engine_kwargs: dict[str, Any]) -> bool:
@@ -46,7 +46,7 @@ def fast_path_allowed(engine: AsyncEngine, engine_kwargs: dict[str, Any]) -> boo
         return False
     if url.database in (None, "", ":memory:") or "mode=memory" in str(url.database):
         return False
-    return not (_CUSTOM_CONNECTIONS & set(engine_kwargs))
+    return not (CUSTOM_CONNECTIONS & set(engine_kwargs))
 
 
 def db_text_time(value: datetime.datetime) -> str:
@@ -194,14 +194,14 @@ class SqliteThreads:
 
 def transaction(conn: Connection, write: bool, body: Callable[[Connection], _T]) -> _T:
     """Runs ``body`` in one transaction (``BEGIN IMMEDIATE`` for a write)."""
-    conn.raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     try:
         result = body(conn)
     except BaseException:
         if conn.raw.in_transaction:
-            conn.raw.execute("ROLLBACK")
+            conn.execute("ROLLBACK")
         raise
-    conn.raw.execute("COMMIT")
+    conn.execute("COMMIT")
     return result
 
 
