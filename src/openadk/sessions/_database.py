@@ -232,7 +232,9 @@ class DatabaseSessionService(BaseSessionService):
                 size = int(engine_kwargs.get("pool_size", 5)) + int(
                     engine_kwargs.get("max_overflow", 10)
                 )
-                self._pg = _postgres.PgPool(pg_kwargs, max(size, 1))
+                self._pg = _postgres.PgPool(
+                    pg_kwargs, max(size, 1), self._engine.sync_engine.dispatch
+                )
 
     def __repr__(self) -> str:
         return f"DatabaseSessionService({self._url!r})"
@@ -1565,6 +1567,8 @@ class DatabaseSessionService(BaseSessionService):
         try:
             return await pool.run(body)
         except asyncpg.PostgresError as error:
+            if _dialects.is_unencodable(error):  # asyncpg's DataError around it
+                raise ValueError(_NOT_UNICODE.format(operation)) from error
             sqlstate = getattr(error, "sqlstate", None)
             text = str(error).lower()
             if sqlstate == "22P05" or (sqlstate == "22021" and "0x00" in text):

@@ -317,10 +317,10 @@ def _plain_float(match: re.Match[str]) -> str:
     return digits if "." in digits else digits + ".0"
 
 
-# A digit, then an exponent: the only way a number in exponent form can start. Searching for it
-# (in C) lets the string-aware rewrite, which calls back into Python per literal, run only when
-# there may be something to rewrite.
-_EXPONENT_HINT = re.compile(r"\d[eE][-+]?\d")
+# A number in exponent form where a JSON value starts (after ``:``, ``,`` or ``[``). Searching
+# for it (in C) lets the string-aware rewrite, which calls back into Python per literal, run
+# only when there may be something to rewrite; text inside strings can match, never miss.
+_EXPONENT_HINT = re.compile(r"[:,\[]\s*-?\d+(?:\.\d+)?[eE]")
 
 
 def keep_floats(text: str) -> str:

@@ -51,6 +51,7 @@ def _dropped(error: BaseException) -> bool:
             asyncpg.exceptions.InterfaceError,
             asyncpg.exceptions.AdminShutdownError,
             asyncpg.exceptions.CannotConnectNowError,
+            asyncpg.exceptions.InternalClientError,  # a protocol left mid-operation by a drop
             ConnectionError,
         ),
     )
@@ -59,8 +60,9 @@ def _dropped(error: BaseException) -> bool:
 class PgPool:
     """Idle asyncpg connections, reused last-in first-out; at most ``size`` in use at once."""
 
-    def __init__(self, connect_kwargs: dict[str, Any], size: int) -> None:
+    def __init__(self, connect_kwargs: dict[str, Any], size: int, trace: Any = None) -> None:
         self._kwargs = connect_kwargs
+        self._trace = trace
         self._size = size
         self._idle: list[Any] = []
         self._slots: asyncio.Semaphore | None = None
@@ -77,12 +79,19 @@ class PgPool:
                 conn = self._idle.pop() if self._idle else await asyncpg.connect(**self._kwargs)
                 keep = False
                 try:
-                    result = await body(conn)
+                    traced = self._trace is not None and self._trace.before_cursor_execute
+                    result = await body(_Traced(conn, self._trace) if traced else conn)
                     keep = True
                     return result
                 except BaseException as error:
-                    if _dropped(error) and attempt < 2:
-                        continue
+                    if _dropped(error):
+                        # The idle connections were most likely dropped too (a server
+                        # restart, a network cut): the retry opens a new one.
+                        idle, self._idle = self._idle, []
+                        for other in idle:
+                            other.terminate()
+                        if attempt < 2:
+                            continue
                     # A failed statement leaves an autocommit connection clean.
                     keep = isinstance(error, asyncpg.PostgresError) and not _dropped(error)
                     raise
@@ -101,6 +110,33 @@ class PgPool:
                 await asyncio.wait_for(conn.close(), 5)
             except Exception:  # a broken connection is simply dropped
                 conn.terminate()
+
+
+class _Traced:
+    """A connection that reports each statement to the engine's ``before_cursor_execute``.
+
+    Listeners of the service's SQLAlchemy engine (tests, tracing) see the statements of this
+    path as they would the SQLAlchemy path's.
+    """
+
+    def __init__(self, conn: Any, dispatch: Any) -> None:
+        self._conn = conn
+        self._dispatch = dispatch
+
+    def _report(self, sql: str, args: tuple[Any, ...]) -> None:
+        self._dispatch.before_cursor_execute(None, None, sql, args, None, False)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        self._report(sql, args)
+        return await self._conn.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        self._report(sql, args)
+        return await self._conn.fetchval(sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        self._report(sql, args)
+        return await self._conn.fetch(sql, *args)
 
 
 _LIVE = (
