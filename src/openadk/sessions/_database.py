@@ -314,6 +314,11 @@ class DatabaseSessionService(BaseSessionService):
                 async with self._connection(write) as conn, conn.begin():
                     return await body(conn)
             except exc.DBAPIError as error:
+                if error.connection_invalidated and attempt < 2:
+                    # A pooled connection the server dropped (restart, idle timeout): the
+                    # pool has discarded it; rerun on a new one. Appends are idempotent by
+                    # event id, so a rerun after a commit whose answer was lost stores nothing.
+                    continue
                 if _dialects.is_retryable(error) and attempt < _RETRIES - 1:
                     # The losers of a deadlock are rolled back; jitter keeps them from
                     # colliding again in lock step.
@@ -1517,38 +1522,8 @@ class DatabaseSessionService(BaseSessionService):
 
         def body(conn: _sqlite.Connection) -> ListSessionsResponse:
             rows = conn.all(sql, params)
-            more = limit is not None and len(rows) > limit
-            if more:
-                del rows[limit:]
-            scopes: dict[str | None, dict[str, Any]] = {}
-            for scope_user, value in conn.all(scopes_sql, scope_params):
-                if scope_user is None:
-                    scopes[None] = _decode_state(value, "app_states", {"app_name": app_name})
-                else:
-                    scope_key = {"app_name": app_name, "user_id": scope_user}
-                    scopes[scope_user] = _decode_state(value, "user_states", scope_key)
-            app_state = scopes.get(None) or {}
-            result = []
-            for row_user, row_id, value, update_time in rows:
-                # A state decoded for this session alone is its own: no copy is needed.
-                own = _decode_state(value, "sessions", _session_key(app_name, row_user, row_id))
-                stamp = from_db_time(update_time)
-                result.append(
-                    Session._from_storage(
-                        id=row_id,
-                        app_name=app_name,
-                        user_id=row_user,
-                        state=merge_fresh_state(own, app_state, scopes.get(row_user) or {}),
-                        events=[],
-                        last_update_time=_epoch(stamp),
-                        marker=_marker(stamp),
-                    )
-                )
-            token = None
-            if more:
-                last = result[-1]
-                token = encode_page_token((last.last_update_time, last.user_id, last.id))
-            return ListSessionsResponse(sessions=result, next_page_token=token)
+            scopes = conn.all(scopes_sql, scope_params)
+            return self._listing(app_name, limit, scopes, rows)
 
         return await self._lite_run("list_sessions", False, body)
 
@@ -1737,40 +1712,47 @@ class DatabaseSessionService(BaseSessionService):
             return typing_cast("list[Any]", await conn.fetch(sql, *args))
 
         rows = await self._pg_run("list_sessions", body)
-        return self._listing(app_name, limit, rows)
+        scopes = [(r[1], r[3]) for r in rows if r[0] != 2]
+        return self._listing(app_name, limit, scopes, [r[1:] for r in rows if r[0] == 2])
 
     def _listing(
-        self, app_name: str, limit: int | None, rows: Sequence[Any]
+        self,
+        app_name: str,
+        limit: int | None,
+        scope_rows: Sequence[Any],
+        session_rows: Sequence[Any],
     ) -> ListSessionsResponse:
-        """Sessions from (kind, user_id, id, state, update_time) rows (see `list_sql`)."""
+        """A listing from rows of the sessions and of the scopes.
+
+        ``session_rows`` are (user_id, id, state, update_time), in list order; ``scope_rows``
+        are (user_id, state), user_id None for the app's.
+        """
         scopes: dict[str | None, dict[str, Any]] = {}
-        found = []
-        for kind, row_user, row_id, value, update_time in rows:
-            if kind == 2:
-                found.append((row_user, row_id, value, update_time))
-            elif kind == 0:
+        for scope_user, value in scope_rows:
+            if scope_user is None:
                 scopes[None] = _decode_state(value, "app_states", {"app_name": app_name})
             else:
-                scope_key = {"app_name": app_name, "user_id": row_user}
-                scopes[row_user] = _decode_state(value, "user_states", scope_key)
-        more = limit is not None and len(found) > limit
+                scope_key = {"app_name": app_name, "user_id": scope_user}
+                scopes[scope_user] = _decode_state(value, "user_states", scope_key)
+        rows = list(session_rows)
+        more = limit is not None and len(rows) > limit
         if more:
-            del found[limit:]
+            del rows[limit:]
         app_state = scopes.get(None) or {}
+        states = _decode_states(app_name, rows)
         result = []
-        for row_user, row_id, value, update_time in found:
-            # A state decoded for this session alone is its own: no copy is needed.
-            own = _decode_state(value, "sessions", _session_key(app_name, row_user, row_id))
-            stamp = from_db_time(update_time)
+        for (row_user, row_id, _, update_time), own in zip(rows, states, strict=True):
+            epoch, marker = _stamp_fields(update_time)
             result.append(
                 Session._from_storage(
                     id=row_id,
                     app_name=app_name,
                     user_id=row_user,
+                    # Decoded for this session alone, the state is its own: no copy.
                     state=merge_fresh_state(own, app_state, scopes.get(row_user) or {}),
                     events=[],
-                    last_update_time=_epoch(stamp),
-                    marker=_marker(stamp),
+                    last_update_time=epoch,
+                    marker=marker,
                 )
             )
         token = None
@@ -1992,6 +1974,41 @@ def _session_key(app_name: str, user_id: str, session_id: str) -> dict[str, str]
 def _row_name(table: str, key: dict[str, str]) -> str:
     shown = ", ".join(f"{name}={value!r}" for name, value in key.items())
     return f"the {table} row ({shown})"
+
+
+def _decode_states(app_name: str, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """The states of (user_id, id, state, ...) session rows, decoded in one ``json.loads``.
+
+    Any row that is not a JSON object text on its own (checked one by one only then) is
+    decoded alone, so a corrupt one is named.
+    """
+    texts = [row[2] for row in rows]
+    if texts and all(type(text) is str and text[:1] == "{" and text[-1:] == "}" for text in texts):
+        try:
+            decoded = json.loads("[" + ",".join(texts) + "]")
+        except ValueError:
+            decoded = None
+        if (
+            isinstance(decoded, list)
+            and len(decoded) == len(texts)
+            and all(type(state) is dict for state in decoded)
+        ):
+            return decoded
+    return [
+        _decode_state(row[2], "sessions", _session_key(app_name, row[0], row[1])) for row in rows
+    ]
+
+
+def _stamp_fields(value: Any) -> tuple[float, str]:
+    """A stored update time as (Unix seconds, revision marker), fast for the usual forms."""
+    if value.__class__ is str and len(value) == 26 and value[10] == " ":
+        # SQLAlchemy's SQLite text form: the marker is the ISO form with a "T".
+        parsed = datetime.datetime.fromisoformat(value)
+        return parsed.replace(tzinfo=_UTC).timestamp(), value[:10] + "T" + value[11:]
+    if value.__class__ is datetime.datetime and value.tzinfo is None:
+        return value.replace(tzinfo=_UTC).timestamp(), value.isoformat(timespec="microseconds")
+    stamp = from_db_time(value)
+    return _epoch(stamp), _marker(stamp)
 
 
 def _decode_state(value: Any, table: str, key: dict[str, str]) -> dict[str, Any]:

@@ -311,8 +311,12 @@ def build_engine(db_url: str, engine_kwargs: dict[str, Any]) -> AsyncEngine | En
             connect_args = dict(kwargs.get("connect_args") or {})
             connect_args.setdefault("check_same_thread", False)
             kwargs["connect_args"] = connect_args
-    else:
+    elif backend == "postgresql":
+        # With asyncpg the service's common operations bypass this engine (its own pool pings
+        # nothing); the engine, also handed to callers as `engine`, keeps checking connections.
         kwargs.setdefault("pool_pre_ping", True)
+    # Elsewhere no pool_pre_ping (a round trip on every checkout): the service detects a
+    # dropped connection when it uses it and reruns the operation on a new one.
     if backend == "postgresql":
         kwargs.setdefault("json_serializer", dumps_keeping_floats)
     if backend == "sqlite":
