@@ -42,13 +42,9 @@ async def test_each_operation_runs_on_its_thread(tmp_path: Path) -> None:
     assert got is not None and got.state == {"k": 1, "user:n": 1}
     # The whole append (the session row read, INSERT, UPDATE, the user state) on the writer.
     assert {thread for thread, _ in writes} == {"openadk-sqlite-writer"}
-    assert [verb for _, verb in writes] == ["BEGIN", "SELECT", "INSERT", "UPDATE"] + [
-        "INSERT",
-        "INSERT",
-        "SELECT",
-        "UPDATE",
-        "COMMIT",
-    ]
+    # BEGIN, the session row, the event, the session, the scope rows, the user state, COMMIT.
+    verbs = ["BEGIN", "SELECT", "INSERT", "UPDATE", "INSERT", "INSERT", "SELECT", "UPDATE"]
+    assert [verb for _, verb in writes] == [*verbs, "COMMIT"]
     assert {thread for thread, _ in seen} == {"openadk-sqlite-reader"}
 
 
