@@ -50,7 +50,7 @@ from openadk.errors import (
     StorageError,
 )
 from openadk.events import Event
-from openadk.sessions import _dialects, _postgres, _sqlite
+from openadk.sessions import _dialects, _mysql, _postgres, _sqlite
 from openadk.sessions._base import (
     AppendOutcome,
     AppendPlan,
@@ -216,7 +216,20 @@ class DatabaseSessionService(BaseSessionService):
         ):
             self._lite = _sqlite.SqliteThreads(self._engine)
         self._pg: _postgres.PgPool | None = None
+        self._my: _mysql.MyPool | None = None
         self._pg_sql: dict[tuple[Any, ...], str] = {}
+        if (
+            db_url is not None
+            and isinstance(self._engine, AsyncEngine)
+            and self._engine.url.drivername in ("mysql+aiomysql", "mariadb+aiomysql")
+            and not _sqlite.CUSTOM_CONNECTIONS & set(engine_kwargs)
+        ):
+            size = int(engine_kwargs.get("pool_size", 5)) + int(
+                engine_kwargs.get("max_overflow", 10)
+            )
+            self._my = _mysql.MyPool(
+                _mysql.connect_kwargs(self._engine), max(size, 1), self._engine.sync_engine.dispatch
+            )
         if (
             db_url is not None
             and isinstance(self._engine, AsyncEngine)
@@ -272,6 +285,8 @@ class DatabaseSessionService(BaseSessionService):
             await lite.close()
         if self._pg is not None:
             await self._pg.close()
+        if self._my is not None:
+            await self._my.close()
         if not self._owns_engine:
             return
         if isinstance(self._engine, AsyncEngine):
@@ -604,6 +619,10 @@ class DatabaseSessionService(BaseSessionService):
             made = await self._pg_create(app_name, user_id, session_id, state)
             if made is not None:
                 return made
+        if self._my is not None and not (state.app or state.user) and expire_time is None:
+            made = await self._my_create(app_name, user_id, session_id, state)
+            if made is not None:
+                return made
         new_id = session_id or str(uuid.uuid4())
 
         async def body(conn: AsyncConnection) -> Session:
@@ -783,6 +802,8 @@ class DatabaseSessionService(BaseSessionService):
             return await self._lite_get(app_name, user_id, session_id, config)
         if self._pg is not None:
             return await self._pg_get(app_name, user_id, session_id, config)
+        if self._my is not None:
+            return await self._my_get(app_name, user_id, session_id, config)
 
         async def body(conn: AsyncConnection) -> Session | None:
             app_q, user_q = self._scope_queries(app_name, user_id)
@@ -836,6 +857,8 @@ class DatabaseSessionService(BaseSessionService):
             return await self._lite_list(app_name, user_id, limit, after)
         if self._pg is not None:
             return await self._pg_list(app_name, user_id, limit, after)
+        if self._my is not None:
+            return await self._my_list(app_name, user_id, limit, after)
 
         async def body(conn: AsyncConnection) -> ListSessionsResponse:
             query = select(
@@ -1055,6 +1078,10 @@ class DatabaseSessionService(BaseSessionService):
             return await self._lite_append(session, event, plan)
         if self._pg is not None:
             fast = await self._pg_append(session, event, plan)
+            if fast is not None:
+                return fast
+        if self._my is not None:
+            fast = await self._my_append(session, event, plan)
             if fast is not None:
                 return fast
         app_name, user_id, session_id = session.app_name, session.user_id, session.id
@@ -1760,6 +1787,201 @@ class DatabaseSessionService(BaseSessionService):
             last = result[-1]
             token = encode_page_token((last.last_update_time, last.user_id, last.id))
         return ListSessionsResponse(sessions=result, next_page_token=token)
+
+    # MySQL/MariaDB (aiomysql): the statements of an operation sent together --------------------
+    #
+    # `_mysql` has the statements. What they cannot settle alone goes on to the SQLAlchemy path.
+
+    async def _my_run(self, operation: str, body: Callable[[Any], Awaitable[_T]]) -> _T:
+        """Runs ``body`` on a pooled aiomysql cursor; errors leave as `_run`'s do."""
+        import aiomysql  # type: ignore[import-untyped]
+
+        await self._prepare()
+        pool = self._my
+        assert pool is not None
+        try:
+            return await pool.run(body)
+        except UnicodeEncodeError as error:
+            raise ValueError(_NOT_UNICODE.format(operation)) from error
+        except aiomysql.Error as error:
+            if _dialects.is_unencodable(error):
+                raise ValueError(_NOT_UNICODE.format(operation)) from error
+            if _mysql.dropped(error):
+                raise StorageError(
+                    f"{operation} failed: cannot reach the database at {self._url}: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+            raise StorageError(
+                f"{operation} failed on {self._url}: {type(error).__name__}: {error}"
+            ) from error
+        except (OSError, asyncio.TimeoutError) as error:
+            raise StorageError(
+                f"{operation} failed: cannot reach the database at {self._url}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+
+    async def _my_append(
+        self, session: Session, event: Event, plan: AppendPlan
+    ) -> AppendOutcome | None:
+        """The common append in two round trips; None when the SQLAlchemy path must decide."""
+        import aiomysql
+
+        marker = session._storage_update_marker
+        scoped = plan.scoped
+        if marker is None or self._on_stale == "merge" or scoped.app or scoped.user:
+            return None
+        key = (session.app_name, session.user_id, session.id)
+        now = self._db_time(self._clock())
+
+        async def body(cur: Any) -> AppendOutcome | None:
+            lock = _mysql.LOCK_WITH_STATE_SQL if scoped.session else _mysql.LOCK_SQL
+            await cur.execute(lock, (*key, now))
+            row = await cur.fetchone()
+            if row is None or _marker(from_db_time(row[0])) != marker:
+                await cur.connection.rollback()
+                return None
+            timestamp, stamp = _next_time(event.timestamp, from_db_time(row[0]))
+            db_stamp = stamp.replace(tzinfo=None)
+            head = (event.id, *key, event.invocation_id, db_stamp, plan.text_at(timestamp))
+            if scoped.session:
+                try:
+                    own = _decode_state(row[1], "sessions", _session_key(*key))
+                except CorruptDataError:
+                    await cur.connection.rollback()
+                    raise
+                sql = _mysql.WRITE_WITH_STATE_SQL
+                params: tuple[Any, ...] = (
+                    *head,
+                    db_stamp,
+                    json.dumps({**own, **scoped.session}),
+                    *key,
+                )
+            else:
+                sql, params = _mysql.WRITE_SQL, (*head, db_stamp, *key)
+            try:
+                await cur.execute(sql, params)
+                await _mysql.results(cur)
+            except (aiomysql.IntegrityError, aiomysql.OperationalError) as error:
+                code = error.args[0] if error.args else None
+                if code not in (1062, 1205, 1213):  # duplicate id, lock timeout, deadlock
+                    raise
+                await cur.connection.rollback()
+                return None
+            return AppendOutcome(
+                timestamp=timestamp, last_update_time=_epoch(stamp), marker=_marker(stamp)
+            )
+
+        return await self._my_run("append_event", body)
+
+    async def _my_create(
+        self, app_name: str, user_id: str, session_id: str | None, state: ScopedDelta
+    ) -> Session | None:
+        """A new session in one round trip; None when the id exists (the other path decides)."""
+        new_id = session_id or str(uuid.uuid4())
+        now = self._db_time(time.time())
+        params = (
+            app_name,
+            now,
+            app_name,
+            user_id,
+            now,
+            app_name,
+            user_id,
+            new_id,
+            json.dumps(state.session),
+            now,
+            now,
+            app_name,
+            app_name,
+            user_id,
+        )
+
+        async def body(cur: Any) -> Any:
+            await cur.execute(_mysql.CREATE_SQL, params)
+            return (await _mysql.results(cur))[3][0]
+
+        row = await self._my_run("create_session", body)
+        if row[0] != 1:
+            return None
+        app_state, user_state = _decode_scopes(row[1], row[2], app_name, user_id)
+        return self._session(
+            app_name, user_id, new_id, state.session, app_state, user_state, now, []
+        )
+
+    async def _my_get(
+        self, app_name: str, user_id: str, session_id: str, config: GetSessionConfig | None
+    ) -> Session | None:
+        key = (app_name, user_id, session_id)
+        cache = self._event_cache
+        recent = None if config is None else config.num_recent_events
+        after = None if config is None else config.after_timestamp
+        with_data = cache is None or (recent is not None and recent <= 100)
+        flags = (with_data, after is not None, recent is not None)
+        sql = self._pg_statement(
+            ("my-get", *flags),
+            lambda: f"{_mysql.SESSION_SQL}; {_mysql.events_sql(*flags)}; COMMIT",
+        )
+        params: list[Any] = [app_name, app_name, user_id, *key, self._db_time(self._clock())]
+        params += key
+        if after is not None:
+            params.append(self._bound_time(after, "after_timestamp"))
+        if recent is not None:
+            params.append(min(recent, _MAX_ROWS))
+
+        async def body(cur: Any) -> tuple[Any, list[Any]] | None:
+            await cur.execute(sql, params)
+            sets = await _mysql.results(cur)
+            if not sets[0]:
+                return None
+            records = sets[1]
+            records.reverse()
+            if cache is None or with_data:
+                return sets[0][0], records
+            missing = [r[0] for r in records if cache.peek(key, r[0], r[2]) is None]
+            if not missing:
+                return sets[0][0], records
+            data: dict[str, Any] = {}
+            for start in range(0, len(missing), 500):
+                chunk = missing[start : start + 500]
+                await cur.execute(_mysql.event_data_sql(len(chunk)), (*key, *chunk))
+                data.update((r[0], r) for r in (await _mysql.results(cur))[0])
+            return sets[0][0], [data.get(r[0], r) for r in records]
+
+        found = await self._my_run("get_session", body)
+        if found is None:
+            return None
+        row, records = found
+        own_state = _decode_state(row[0], "sessions", _session_key(*key))
+        app_state, user_state = _decode_scopes(row[2], row[3], app_name, user_id)
+        stored_events = self._pg_events(key, records)
+        return self._session(
+            app_name, user_id, session_id, own_state, app_state, user_state, row[1], stored_events
+        )
+
+    async def _my_list(
+        self, app_name: str, user_id: str | None, limit: int | None, after: PageKey | None
+    ) -> ListSessionsResponse:
+        flags = (user_id is not None, after is not None, limit is not None)
+        sql = self._pg_statement(("my-list", *flags), lambda: _mysql.list_sql(*flags))
+        params: list[Any] = [app_name, app_name]
+        if user_id is not None:
+            params.append(user_id)
+        params += [app_name, self._db_time(self._clock())]
+        if user_id is not None:
+            params.append(user_id)
+        if after is not None:
+            stamp, last_user, last_id = after
+            at = self._bound_time(stamp, "page_token")
+            params += [at, at, last_user, at, last_user, last_id]
+        if limit is not None:
+            params.append(min(limit, _MAX_ROWS) + 1)
+
+        async def body(cur: Any) -> list[list[Any]]:
+            await cur.execute(sql, params)
+            return await _mysql.results(cur)
+
+        sets = await self._my_run("list_sessions", body)
+        return self._listing(app_name, limit, sets[0], sets[1])
 
 
 _SessionKey = tuple[str, str, str]
