@@ -962,6 +962,10 @@ async def run_database(backend: Backend, sizes: Sizes, index: int) -> DbReport:
     try:
         # Alternate which library creates the (shared) tables.
         first = LIBS if index % 2 == 0 else LIBS[::-1]
+        if backend.kind == "mysql":
+            # google-adk's MySQL tables compare ids case-insensitively, which openadk refuses
+            # until `openadk db upgrade`; tables openadk creates serve both libraries.
+            first = (OPEN, ADK)
         for lib in first:
             await svcs.by_key[lib.key].prepare_tables()
         await svcs.merge.prepare_tables()
@@ -1231,7 +1235,9 @@ async def main_async(args: argparse.Namespace) -> None:
     )
     print(f"sizes: {sizes}")
     backends: list[Callable[[], contextlib.AbstractAsyncContextManager[Backend]]] = [sqlite_backend]
-    if not args.sqlite_only:
+    if args.mysql_only:
+        backends = [lambda: mysql_backend(args.mysql_url)]
+    elif not args.sqlite_only:
         backends.append(lambda: postgres_backend(args.pg_admin_dsn))
         if args.mysql:
             backends.append(lambda: mysql_backend(args.mysql_url))
@@ -1256,6 +1262,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="openadk vs google-adk DatabaseSessionService")
     parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL and MySQL")
     parser.add_argument("--mysql", action="store_true", help="also run on MariaDB/MySQL")
+    parser.add_argument("--mysql-only", action="store_true", help="only MariaDB/MySQL")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument(
         "--pg-admin-dsn",
