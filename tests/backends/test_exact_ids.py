@@ -276,7 +276,11 @@ async def test_google_adk_database_is_refused_then_upgraded_in_place(driver: str
 
         check = await migrations.status(url)
         assert check.behind and check.blocks_use
-        assert [revision for revision, _ in check.pending] == ["0002_exact_keys"]
+        assert [revision for revision, _ in check.pending] == [
+            "0002_exact_keys",
+            "0003_session_metadata",
+            "0004_event_search",
+        ]
 
         # `openadk db check` reports it, `openadk db upgrade` fixes it, data kept. (The CLI
         # runs its own event loop, so in a thread here.)
@@ -404,7 +408,11 @@ async def test_a_sqlite_database_recorded_at_0001_keeps_working(tmp_path: Path) 
     found = await migrations.status(url)
     assert (found.current, found.recorded) == ("0001_adk_v1", True)
     assert found.behind and not found.blocks_use
-    assert [revision for revision, _ in found.pending] == ["0002_exact_keys"]
+    assert [revision for revision, _ in found.pending] == [
+        "0002_exact_keys",
+        "0003_session_metadata",
+        "0004_event_search",
+    ]
     async with DatabaseSessionService(url) as service:
         await service.create_session(app_name="a", user_id="alice", session_id="s1")
         assert await service.get_session(app_name="a", user_id="ALICE", session_id="s1") is None

@@ -130,7 +130,12 @@ async def test_google_adk_v1_database_is_adopted_unchanged(tmp_path: Path) -> No
     tables = ("app_states", "user_states", "sessions", "events", "adk_internal_metadata")
     snapshot = {t: await checks.rows(url, t, "1") for t in tables}
     before = await migrations.status(url)
-    assert (before.current, before.recorded, before.pending) == (migrations.HEAD, False, ())
+    # google-adk's V1 layout is revision 0002; openadk's own tables (0003) are still to add,
+    # which does not keep the service from using it.
+    assert (before.current, before.recorded) == ("0002_exact_keys", False)
+    pending = [revision for revision, _ in before.pending]
+    assert pending == ["0003_session_metadata", "0004_event_search"]
+    assert not before.blocks_use
     report = await migrations.upgrade(url)
     assert report.action == "adopted" and report.backup is None
     assert {t: await checks.rows(url, t, "1") for t in tables} == snapshot

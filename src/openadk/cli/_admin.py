@@ -62,7 +62,7 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
     sessions = commands.add_parser(
         "sessions",
         parents=common,
-        help="list, show, export, import, delete, trim, delete-user, prune",
+        help="list, show, search, label, rename, fork, export, import, delete, trim, ...",
         description="Look at and maintain the sessions of a database. See docs/operations.md.",
     )
     verbs = sessions.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -178,6 +178,56 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
         "--dry-run", action="store_true", help="list what would be deleted; delete nothing"
     )
     prune.add_argument("--json", action="store_true", help=json_help)
+
+    search = verb(
+        "search",
+        "find events by the words in their text (newest first)",
+        "Finds events whose text holds every word of QUERY, newest first. Quotes, *, -, "
+        "parentheses and NEAR are plain text. Tab-separated when not a terminal: time (UTC), "
+        "user, session id, event id, author, snippet (matched words in **).",
+    )
+    search.add_argument("query", metavar="QUERY", help="the words to look for")
+    search.add_argument("--app", default=None, metavar="NAME", help=app_help)
+    search.add_argument("--user", default=None, metavar="ID", help="only this user's sessions")
+    search.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="hits per page (default: 20)"
+    )
+    search.add_argument("--page-token", default=None, metavar="TOKEN", help="the next page")
+    search.add_argument("--json", action="store_true", help=json_help)
+
+    label = verb(
+        "label",
+        "set or remove a session's labels",
+        "Sets labels KEY=VALUE and removes those given with --remove; the others stay. Keys "
+        "are 1-63 lowercase letters, digits, '-' or '_' starting with a letter; values 0-63 "
+        "of those.",
+    )
+    label.add_argument("--app", default=None, metavar="NAME", help=app_help)
+    label.add_argument("--user", required=True, metavar="ID", help="the session's user")
+    label.add_argument("session_id", metavar="SESSION_ID")
+    label.add_argument("changes", nargs="*", metavar="KEY=VALUE")
+    label.add_argument(
+        "--remove", action="append", default=[], metavar="KEY", help="remove this label"
+    )
+
+    rename = verb("rename", "give a session a title", "Sets (or with '' removes) the title.")
+    rename.add_argument("--app", default=None, metavar="NAME", help=app_help)
+    rename.add_argument("--user", required=True, metavar="ID", help="the session's user")
+    rename.add_argument("session_id", metavar="SESSION_ID")
+    rename.add_argument("title", metavar="TITLE")
+
+    fork = verb(
+        "fork",
+        "copy a session into a new one, up to an invocation",
+        "Copies the session's events (up to and including --up-to INVOCATION_ID) into a new "
+        "session with the state they built, its title and its labels plus forked-from. Prints "
+        "the new session's id.",
+    )
+    fork.add_argument("--app", default=None, metavar="NAME", help=app_help)
+    fork.add_argument("--user", required=True, metavar="ID", help="the session's user")
+    fork.add_argument("session_id", metavar="SESSION_ID")
+    fork.add_argument("--new-id", default=None, metavar="ID", help="the fork's id")
+    fork.add_argument("--up-to", default=None, metavar="INVOCATION_ID")
 
     migrate = commands.add_parser(
         "migrate-from",
@@ -631,7 +681,113 @@ async def _migrate(console: Console, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _search(service: Any, console: Console, args: argparse.Namespace) -> int:
+    app = await _app(service, args)
+    found = await service.search_events(
+        app_name=app,
+        query=args.query,
+        user_id=args.user,
+        limit=args.limit,
+        page_token=args.page_token,
+    )
+    if args.json:
+        print(dumps_json(found.model_dump(mode="json"), indent=2))
+        return 0
+    if not is_terminal():
+        for hit in found.hits:
+            print(
+                tsv_row(
+                    _when(hit.timestamp),
+                    hit.user_id,
+                    hit.session_id,
+                    hit.event_id,
+                    hit.author,
+                    hit.snippet,
+                )
+            )
+        if found.next_page_token:
+            print(f"next page: --page-token {found.next_page_token}", file=sys.stderr)
+        return 0
+    table = Table("time (UTC)", "user", "session", "author", "snippet")
+    for hit in found.hits:
+        table.add_row(
+            _when(hit.timestamp),
+            _safe(hit.user_id),
+            _safe(hit.session_id),
+            _safe(hit.author),
+            _safe(hit.snippet).replace("**", ""),
+        )
+    _print_table(console, table)
+    if found.next_page_token:
+        console.print(f"next page: --page-token {escape(found.next_page_token)}")
+    return 0
+
+
+async def _label(service: Any, console: Console, args: argparse.Namespace) -> int:
+    app = await _app(service, args)
+    found = await service.get_session(
+        app_name=app, user_id=args.user, session_id=args.session_id, config=_no_events()
+    )
+    if found is None:
+        raise _not_found(app, args.user, args.session_id)
+    labels = dict(found.labels)
+    if not args.changes and not args.remove:
+        raise CliError("Give labels to set (KEY=VALUE) or to remove (--remove KEY).")
+    for change in args.changes:
+        key, equals, value = change.partition("=")
+        if not equals:
+            raise CliError(f"{clean(change)!r}: give KEY=VALUE (or --remove KEY).")
+        labels[key] = value
+    for key in args.remove:
+        labels.pop(key, None)
+    updated = await service.update_session(
+        app_name=app, user_id=args.user, session_id=args.session_id, labels=labels
+    )
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(updated.labels.items())) or "(none)"
+    console.print(f"labels of {_safe(args.session_id)}: {_safe(shown)}")
+    return 0
+
+
+async def _rename(service: Any, console: Console, args: argparse.Namespace) -> int:
+    from openadk.errors import SessionNotFoundError
+
+    app = await _app(service, args)
+    try:
+        await service.update_session(
+            app_name=app,
+            user_id=args.user,
+            session_id=args.session_id,
+            display_name=args.title or None,
+        )
+    except SessionNotFoundError as error:
+        raise _not_found(app, args.user, args.session_id) from error
+    console.print(f"title of {_safe(args.session_id)}: {_safe(args.title or '(none)')}")
+    return 0
+
+
+async def _fork(service: Any, console: Console, args: argparse.Namespace) -> int:
+    from openadk.errors import SessionNotFoundError
+
+    app = await _app(service, args)
+    try:
+        fork = await service.fork_session(
+            app_name=app,
+            user_id=args.user,
+            session_id=args.session_id,
+            new_session_id=args.new_id,
+            up_to_invocation_id=args.up_to,
+        )
+    except SessionNotFoundError as error:
+        raise _not_found(app, args.user, args.session_id) from error
+    print(fork.id)
+    return 0
+
+
 _VERBS: dict[str, Callable[[Any, Console, argparse.Namespace], Awaitable[int]]] = {
+    "search": _search,
+    "label": _label,
+    "rename": _rename,
+    "fork": _fork,
     "list": _list,
     "show": _show,
     "export": _export,

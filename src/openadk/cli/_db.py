@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 __all__ = ["add_db_commands", "run_db"]
@@ -215,6 +216,19 @@ async def _stamp(db_url: str, revision: str, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _progress_bar(stream: TextIO) -> Callable[[int, int], None]:
+    """Draws ``indexing events [#####-----] 120/400`` on one line of ``stream``."""
+
+    def draw(done: int, total: int) -> None:
+        width = 30
+        filled = width if total <= 0 else min(width, done * width // total)
+        line = f"\rindexing events [{'#' * filled}{'-' * (width - filled)}] {done}/{total}"
+        stream.write(line + ("\n" if done >= total else ""))
+        stream.flush()
+
+    return draw
+
+
 async def _upgrade(db_url: str, args: argparse.Namespace, out: TextIO) -> int:
     from openadk.sessions import migrations
 
@@ -226,6 +240,7 @@ async def _upgrade(db_url: str, args: argparse.Namespace, out: TextIO) -> int:
         allow_unsafe_unpickling=args.allow_unsafe_unpickling,
         backup=not args.no_backup,
         batch_size=args.batch_size,
+        progress=_progress_bar(sys.stderr),
     )
     _print(out, f"{report.url}:")
     for line in report.summary():

@@ -37,7 +37,7 @@ from openadk.server._errors import (
     new_request_id,
     redact_detail,
 )
-from openadk.server._filters import check_order, parse_time_filter, parse_user_filter
+from openadk.server._filters import check_order, parse_sessions_filter, parse_time_filter
 from openadk.server._guard import (
     DEFAULT_MAX_BODIES_IN_FLIGHT,
     DEFAULT_MAX_BODY_BYTES,
@@ -53,12 +53,14 @@ from openadk.server._models import (
     NEW_SESSION_ID_PATTERN,
     OPERATION_PATTERN,
     SESSION_PATTERN,
+    ForkBody,
     ListSessionEventsOut,
     ListSessionsOut,
     OperationOut,
     SessionBody,
     SessionEventBody,
     SessionOut,
+    SessionPatchBody,
     UserStateOut,
     model_components,
 )
@@ -108,6 +110,11 @@ _EVENT_PAGE_MAX = 1000
 _MAX_OPERATIONS = 10_000
 _STALE_RETRIES = 5
 _VERSIONS = ("v1beta1", "v1")
+_PATCHABLE = {
+    "displayName": "display_name",
+    "display_name": "display_name",
+    "labels": "labels",
+}
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"description": text, "content": {"application/json": {}}}
@@ -158,6 +165,20 @@ def _check(value: str, name: str) -> str:
         raise ApiError(400, str(exc)) from exc
 
 
+def _metadata_json(session: Session) -> dict[str, Any]:
+    """A session's title and labels as Session resource fields; none when it has neither."""
+    fields: dict[str, Any] = {}
+    if session.display_name is not None:
+        fields["displayName"] = session.display_name
+    if session.labels:
+        fields["labels"] = dict(session.labels)
+    return fields
+
+
+def _unimplemented(exc: NotImplementedError) -> ApiError:
+    return ApiError(501, f"The session store behind this server: {exc}")
+
+
 class _Server:
     """The state behind one app: the service, session owners, operations."""
 
@@ -177,6 +198,7 @@ class _Server:
             "userId": session.user_id,
             "sessionState": session.state,
             "updateTime": format_time(session.last_update_time, clamp=True),
+            **_metadata_json(session),
         }
 
     @staticmethod
@@ -249,6 +271,8 @@ class _Server:
                     state=state,
                     ttl=ttl,
                     expire_time=expire_time,
+                    display_name=body.display_name,
+                    labels=body.labels,
                 )
             else:
                 async with self.create_lock(parent.engine, session_id):
@@ -263,12 +287,16 @@ class _Server:
                         exist_ok=existing is not None,
                         ttl=ttl,
                         expire_time=expire_time,
+                        display_name=body.display_name,
+                        labels=body.labels,
                     )
                     resumed = existing is not None
         except AmbiguousSessionId as exc:
             raise ApiError(409, f"Session with id {session_id} already exists.") from exc
         except AlreadyExistsError as exc:
             raise ApiError(409, exc.message, status="ALREADY_EXISTS") from exc
+        except NotImplementedError as exc:
+            raise _unimplemented(exc) from exc
         except (TypeError, ValueError) as exc:
             raise ApiError(400, str(exc)) from exc
         self.owners.remember(parent.engine, session.id, user_id)
@@ -296,7 +324,8 @@ class _Server:
         page_token: str | None,
         order_by: str | None,
     ) -> JSONResponse:
-        user_id = parse_user_filter(filter_)
+        wanted = parse_sessions_filter(filter_)
+        user_id = wanted.user_id
         if user_id is not None:
             _check(user_id, "user_id")
         check_order(order_by, ("updateTime", "update_time"), "sessions")
@@ -307,7 +336,12 @@ class _Server:
                 user_id=user_id,
                 limit=min(size, _SESSION_PAGE_MAX),
                 page_token=page_token or None,
+                labels=wanted.labels or None,
+                updated_after=wanted.updated_after,
+                updated_before=wanted.updated_before,
             )
+        except NotImplementedError as exc:
+            raise _unimplemented(exc) from exc
         except (TypeError, ValueError) as exc:
             raise ApiError(400, str(exc)) from exc
         for session in page.sessions:
@@ -316,6 +350,122 @@ class _Server:
         if page.next_page_token:
             body["nextPageToken"] = page.next_page_token
         return JSONResponse(body)
+
+    async def patch(
+        self,
+        parent: Parent,
+        session_id: str,
+        body: SessionPatchBody,
+        update_mask: str | None,
+        user_id: str | None,
+    ) -> JSONResponse:
+        """Changes a session's ``displayName`` and ``labels``.
+
+        ``updateMask`` names the fields to change; when absent, the fields in the body.
+        """
+        given = body.model_fields_set
+        if update_mask is None or not update_mask.strip():
+            fields: set[str] = {name for name in ("display_name", "labels") if name in given}
+        else:
+            fields = set()
+            for item in update_mask.split(","):
+                name = _PATCHABLE.get(item.strip())
+                if name is None:
+                    raise ApiError(
+                        400,
+                        f"Unsupported updateMask field {item.strip()!r}: a session's "
+                        "displayName and labels can be changed.",
+                    )
+                fields.add(name)
+        if not fields:
+            raise ApiError(400, "Nothing to update: give displayName or labels (and updateMask).")
+        session = await self.find(parent, session_id, user_id)
+        changes: dict[str, Any] = {}
+        if "display_name" in fields:
+            changes["display_name"] = body.display_name
+        if "labels" in fields:
+            changes["labels"] = body.labels or {}
+        try:
+            updated = await self.service.update_session(
+                app_name=parent.engine,
+                user_id=session.user_id,
+                session_id=session_id,
+                **changes,
+            )
+        except SessionNotFoundError as exc:
+            self.owners.forget(parent.engine, session_id)
+            raise ApiError(404, f"Session {parent.session_name(session_id)} not found.") from exc
+        except NotImplementedError as exc:
+            raise _unimplemented(exc) from exc
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, str(exc)) from exc
+        return JSONResponse(
+            self.session_json(parent, updated), headers=self.revision_headers(updated)
+        )
+
+    async def search(
+        self,
+        parent: Parent,
+        query: str,
+        user_id: str | None,
+        page_size: int | None,
+        page_token: str | None,
+    ) -> JSONResponse:
+        """openadk: full-text search over the events' text, newest first."""
+        if user_id is not None:
+            _check(user_id, "userId")
+        try:
+            found = await self.service.search_events(
+                app_name=parent.engine,
+                query=query,
+                user_id=user_id,
+                limit=20 if not page_size or page_size < 0 else min(page_size, 1000),
+                page_token=page_token or None,
+            )
+        except NotImplementedError as exc:
+            raise _unimplemented(exc) from exc
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, str(exc)) from exc
+        body: dict[str, Any] = {
+            "hits": [
+                {
+                    "session": parent.session_name(h.session_id),
+                    "userId": h.user_id,
+                    "eventId": h.event_id,
+                    "author": h.author,
+                    "timestamp": repr(h.timestamp),
+                    "snippet": h.snippet,
+                }
+                for h in found.hits
+            ]
+        }
+        if found.next_page_token:
+            body["nextPageToken"] = found.next_page_token
+        return JSONResponse(body)
+
+    async def fork(
+        self, parent: Parent, session_id: str, body: ForkBody, user_id: str | None
+    ) -> JSONResponse:
+        """openadk: a new session holding a copy of the session's events up to an invocation."""
+        session = await self.find(parent, session_id, user_id)
+        try:
+            fork = await self.service.fork_session(
+                app_name=parent.engine,
+                user_id=session.user_id,
+                session_id=session_id,
+                new_session_id=body.new_session_id or None,
+                up_to_invocation_id=body.up_to_invocation_id,
+            )
+        except SessionNotFoundError as exc:
+            raise ApiError(404, f"Session {parent.session_name(session_id)} not found.") from exc
+        except AlreadyExistsError as exc:
+            raise ApiError(409, exc.message, status="ALREADY_EXISTS") from exc
+        except NotImplementedError as exc:
+            raise _unimplemented(exc) from exc
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, str(exc)) from exc
+        self.owners.remember(parent.engine, fork.id, fork.user_id)
+        return JSONResponse(self.session_json(parent, fork), headers=self.revision_headers(fork))
 
     async def delete(self, parent: Parent, session_id: str, user_id: str | None) -> JSONResponse:
         session = await self.find(parent, session_id, user_id)
@@ -527,7 +677,8 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
             Query(
                 alias="filter",
                 max_length=4096,
-                description='user_id="..." only.',
+                description='Terms joined with AND: user_id="...", labels.KEY="VALUE", '
+                'update_time>="RFC 3339" (also >, <, <=, =).',
                 json_schema_extra={"pattern": SESSIONS_FILTER},
             ),
         ] = None,
@@ -547,6 +698,54 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
         parent: _Parent, session_id: _SessionId, user: _UserHeader = None
     ) -> JSONResponse:
         return await server.get(parent, session_id, _user(user))
+
+    @router.get(
+        "/sessions:search",
+        response_model=dict[str, Any],
+        summary="openadk: full-text search over the events' text, newest first",
+    )
+    async def search_sessions(
+        parent: _Parent,
+        query: Annotated[str, Query(max_length=4096)],
+        user_id: Annotated[str | None, Query(alias="userId", max_length=128)] = None,
+        page_size: Annotated[int | None, Query(alias="pageSize")] = None,
+        page_token: Annotated[str | None, Query(alias="pageToken", max_length=4096)] = None,
+    ) -> JSONResponse:
+        return await server.search(parent, query, user_id, page_size, page_token)
+
+    @router.post(
+        "/sessions/{session_id:session_id}:fork",
+        response_model=SessionOut,
+        summary="openadk: fork a session (copy its events up to an invocation)",
+    )
+    async def fork_session(
+        parent: _Parent,
+        session_id: _SessionId,
+        body: Annotated[ForkBody, Body()],
+        user: _UserHeader = None,
+    ) -> JSONResponse:
+        return await server.fork(parent, session_id, body, _user(user))
+
+    @router.patch(
+        "/sessions/{session_id:session_id}",
+        response_model=SessionOut,
+        summary="Change a session's displayName and labels",
+    )
+    async def patch_session(
+        parent: _Parent,
+        session_id: _SessionId,
+        body: Annotated[SessionPatchBody, Body()],
+        update_mask: Annotated[
+            str | None,
+            Query(
+                alias="updateMask",
+                max_length=256,
+                description="Comma-separated: displayName, labels (all given fields when absent).",
+            ),
+        ] = None,
+        user: _UserHeader = None,
+    ) -> JSONResponse:
+        return await server.patch(parent, session_id, body, update_mask, _user(user))
 
     @router.delete(
         "/sessions/{session_id:session_id}", response_model=OperationOut, summary="Delete a session"

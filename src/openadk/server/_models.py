@@ -8,12 +8,12 @@ accept camelCase or snake_case names. Response models document what the server s
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 from openadk.server._patterns import EVENT_TIME, KEY, RFC3339, STATE_SCHEMA, TTL
 from openadk.sessions._vertex import parse_time
@@ -25,6 +25,7 @@ __all__ = [
     "SESSION_PATTERN",
     "EventActionsBody",
     "EventMetadataBody",
+    "ForkBody",
     "ListSessionEventsOut",
     "ListSessionsOut",
     "OperationOut",
@@ -32,6 +33,7 @@ __all__ = [
     "SessionEventBody",
     "SessionEventOut",
     "SessionOut",
+    "SessionPatchBody",
     "UserStateOut",
     "model_components",
 ]
@@ -46,7 +48,6 @@ first and last); empty means none, as in proto3."""
 OPERATION_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 
 _TTL = r"^[0-9]{1,12}(\.[0-9]{1,9})?s$"
-_LABEL = re.compile(r"^[\w-]{0,63}$", re.UNICODE)
 # Event timestamps the server accepts: from the Unix epoch to the end of year 9998.
 _MIN_EVENT_TIME = 0.0
 _MAX_EVENT_TIME = 253370764800.0
@@ -106,6 +107,39 @@ def _rfc3339(value: str | None) -> str | None:
     return value
 
 
+_TITLE = "The session's title (openadk stores it; up to 256 characters)."
+_LABELS = (
+    "At most 64 labels; keys 1-63 lowercase letters, digits, '-' or '_' starting with a letter; "
+    "values 0-63 of the same."
+)
+_LABELS_SCHEMA: JsonDict = {
+    "maxProperties": 64,
+    "propertyNames": {"pattern": "^[a-z][a-z0-9_-]{0,62}$"},
+    "additionalProperties": {"type": "string", "pattern": "^[a-z0-9_-]{0,63}$"},
+}
+
+
+class ForkBody(_In):
+    """openadk: the body of a ``:fork`` request."""
+
+    new_session_id: str | None = Field(
+        default=None, pattern=NEW_SESSION_ID_PATTERN, description="The fork's id (generated)."
+    )
+    up_to_invocation_id: str | None = Field(
+        default=None, max_length=256, description="The last invocation to copy (all when absent)."
+    )
+
+
+class SessionPatchBody(_In):
+    """The ``Session`` of a PATCH request: the fields it may change (others are refused)."""
+
+    name: str | None = Field(default=None, max_length=1024, description="Ignored on input.")
+    display_name: str | None = Field(default=None, max_length=256, description=_TITLE)
+    labels: dict[str, str] | None = Field(
+        default=None, description=_LABELS, json_schema_extra=_LABELS_SCHEMA
+    )
+
+
 class SessionBody(_In):
     """The ``Session`` of a create request."""
 
@@ -131,14 +165,9 @@ class SessionBody(_In):
         description="The initial state (app:, user: and temp: prefixes apply).",
         json_schema_extra=_state_schema,
     )
-    display_name: str | None = Field(default=None, max_length=256)
+    display_name: str | None = Field(default=None, max_length=256, description=_TITLE)
     labels: dict[str, str] | None = Field(
-        default=None,
-        description="Accepted and validated; openadk does not store labels.",
-        json_schema_extra={
-            "propertyNames": {"pattern": "^[A-Za-z0-9_-]{1,63}$"},
-            "additionalProperties": {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,63}$"},
-        },
+        default=None, description=_LABELS, json_schema_extra=_LABELS_SCHEMA
     )
     ttl: str | None = Field(
         default=None,
@@ -160,17 +189,6 @@ class SessionBody(_In):
     )
 
     _check_times = field_validator("expire_time", "create_time", "update_time")(_rfc3339)
-
-    @field_validator("labels")
-    @classmethod
-    def _check_labels(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        for key, item in (value or {}).items():
-            if not key or not _LABEL.match(key) or not _LABEL.match(item):
-                raise ValueError(
-                    f"label {key!r}: keys and values are up to 63 letters, digits, '_' or '-', "
-                    "and keys are not empty."
-                )
-        return value
 
     @model_validator(mode="after")
     def _ttl_or_expire(self) -> SessionBody:
@@ -252,6 +270,8 @@ class SessionOut(_Out):
     user_id: str
     session_state: dict[str, Any] = Field(default_factory=dict)
     update_time: str
+    display_name: str | None = Field(default=None, description="Only when the session has one.")
+    labels: dict[str, str] | None = Field(default=None, description="Only when it has some.")
 
 
 class OperationOut(_Out):

@@ -66,8 +66,12 @@ HEADER_KEY = f"^{_HEADER_START}(?: |%20|{_HEADER_CHAR})*$"
 # A filter value: a quoted string (backslash escapes) or a bare word; not blank, no NUL.
 _QUOTED = r'"(?:[^"\\\x00\s]|\\[^\x00\s])(?:[^"\\\x00]|\\[^\x00]){0,127}"'
 _BARE = r'[^\s"=<>\x00]{1,128}'
-SESSIONS_FILTER = rf"^\s*(?:(?:user_id|userId)\s*=\s*(?:{_QUOTED}|{_BARE})\s*)?$"
-"""``user_id="..."`` (or ``userId=``), or nothing."""
+_SESSIONS_TERM = (
+    rf"(?:(?:user_id|userId|labels\.[A-Za-z0-9_-]+)\s*=\s*(?:{_QUOTED}|{_BARE})"
+    rf"|(?:update_time|updateTime)\s*(?:>=|<=|>|<|=)\s*(?:{_QUOTED}|{_BARE}))"
+)
+SESSIONS_FILTER = rf"^\s*(?:{_SESSIONS_TERM}(?:\s+AND\s+{_SESSIONS_TERM})*\s*)?$"
+"""Terms joined with AND: ``user_id="..."``, ``labels.KEY="VALUE"``, ``update_time>="..."``."""
 
 EVENTS_FILTER = rf'^\s*(?:timestamp\s*>=?\s*"{RFC3339[1:-1]}"\s*)?$'
 """``timestamp>="<RFC 3339>"`` (or ``>``), or nothing."""

@@ -16,6 +16,8 @@ from openadk.sessions._session import (
     GetSessionConfig,
     ListEventsResponse,
     ListSessionsResponse,
+    SearchEventsResponse,
+    SearchHit,
     Session,
 )
 from openadk.sessions._state import State
@@ -32,6 +34,8 @@ __all__ = [
     "InMemorySessionService",
     "ListEventsResponse",
     "ListSessionsResponse",
+    "SearchEventsResponse",
+    "SearchHit",
     "Session",
     "SessionNotFoundError",
     "StaleSessionError",

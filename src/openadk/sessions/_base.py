@@ -10,7 +10,7 @@ import math
 import re
 import time
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
@@ -29,10 +29,19 @@ from openadk.sessions._json import (
     keep_floats,
     to_json_value,
 )
+from openadk.sessions._metadata import (
+    UNSET,
+    SessionMetadata,
+    Unset,
+    check_display_name,
+    check_labels,
+    check_time_bound,
+)
 from openadk.sessions._session import (
     GetSessionConfig,
     ListEventsResponse,
     ListSessionsResponse,
+    SearchEventsResponse,
     Session,
 )
 from openadk.sessions._state import State
@@ -41,11 +50,44 @@ __all__ = [
     "AppendOutcome",
     "AppendPlan",
     "BaseSessionService",
+    "Capability",
     "EventKey",
     "OnStale",
     "PageKey",
     "ScopedDelta",
+    "SessionFilter",
 ]
+
+Capability = Literal["metadata", "search", "fork"]
+"""What a backend offers beyond google-adk's contract: ``metadata`` (titles, labels, label and
+time filters on `list_sessions`, `update_session`), ``search`` (`search_events`) and ``fork``
+(`fork_session`)."""
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    """Which sessions `list_sessions` returns besides app and user: all given must hold."""
+
+    labels: dict[str, str] = field(default_factory=dict)
+    """Labels the session must have, each with exactly this value."""
+    updated_after: float | None = None
+    """Only sessions whose last update is at or after this (Unix seconds)."""
+    updated_before: float | None = None
+    """Only sessions whose last update is before this (Unix seconds)."""
+
+    def __bool__(self) -> bool:
+        return (
+            bool(self.labels) or self.updated_after is not None or (self.updated_before is not None)
+        )
+
+    def matches(self, labels: Mapping[str, str], last_update_time: float) -> bool:
+        """Whether a session with these labels and update time passes (for in-memory use)."""
+        if self.updated_after is not None and last_update_time < self.updated_after:
+            return False
+        if self.updated_before is not None and last_update_time >= self.updated_before:
+            return False
+        return all(labels.get(key) == value for key, value in self.labels.items())
+
 
 OnStale = Literal["error", "merge"]
 """What `append_event` does with a stale handle: raise `StaleSessionError`, or append on top."""
@@ -455,6 +497,35 @@ def next_timestamp(requested: float, last: float | None) -> float:
     return max(last + 1e-6, math.nextafter(last, math.inf))
 
 
+def fork_length(invocation_ids: Sequence[str], up_to_invocation_id: str | None) -> int:
+    """How many of a session's events (oldest first) a fork up to that invocation copies.
+
+    Raises:
+        ValueError: ``up_to_invocation_id`` is not among ``invocation_ids``.
+    """
+    if up_to_invocation_id is None:
+        return len(invocation_ids)
+    for index in range(len(invocation_ids) - 1, -1, -1):
+        if invocation_ids[index] == up_to_invocation_id:
+            return index + 1
+    raise ValueError(
+        f"Invocation {up_to_invocation_id} is not in the session; pass the invocation_id of "
+        "one of its events (or None to copy them all)."
+    )
+
+
+def fold_session_state(deltas: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The session-scoped state that stored deltas (oldest first) build, as a fork starts with.
+
+    ``app:`` and ``user:`` keys are left out (those scopes are shared, not copied); stored
+    deltas hold no ``temp:`` keys.
+    """
+    state: dict[str, Any] = {}
+    for delta in deltas:
+        state.update(ScopedDelta.partition(delta).session)
+    return state
+
+
 PageKey = tuple[float, str, str]
 """A position in `list_sessions` order: (last_update_time, user_id, id)."""
 
@@ -550,6 +621,8 @@ class BaseSessionService(abc.ABC):
         exist_ok: bool = True,
         ttl: float | datetime.timedelta | None = None,
         expire_time: float | datetime.datetime | None = None,
+        display_name: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> Session:
         """Creates a session, or resumes the one with ``session_id``.
 
@@ -566,6 +639,11 @@ class BaseSessionService(abc.ABC):
                 for every read and append, and ``openadk sessions prune --expired`` deletes it.
                 Given when resuming, it sets a new expiry.
             expire_time: The same as an absolute time (Unix seconds or an aware datetime).
+            display_name: openadk: a title for the session (up to 256 characters). Given
+                when resuming, it replaces the stored one.
+            labels: openadk: labels (Agent Engine's rules: at most 64; keys and values up to 63
+                lowercase letters, digits, ``-`` or ``_``, keys starting with a letter). Given
+                when resuming, they replace the stored ones.
 
         Returns:
             The session with merged state (and, when resumed, its events).
@@ -573,7 +651,8 @@ class BaseSessionService(abc.ABC):
         Raises:
             AlreadyExistsError: ``session_id`` exists and ``exist_ok`` is False.
             TypeError: An argument has the wrong type or a state value cannot be stored as JSON.
-            ValueError: An id is blank or too long.
+            ValueError: An id is blank or too long, or a title or label breaks the rules.
+            NotImplementedError: A title or labels given to a backend that cannot store them.
         """
         check_key(app_name, "app_name")
         check_key(user_id, "user_id")
@@ -583,6 +662,14 @@ class BaseSessionService(abc.ABC):
             raise TypeError(f"state must be a dict or None, got {type(state).__name__}.")
         expires = expiry_time(ttl, expire_time, self._clock())
         scoped = ScopedDelta.split(state or {}, "state")
+        metadata = SessionMetadata(
+            display_name=UNSET if display_name is None else check_display_name(display_name),
+            labels=UNSET if labels is None else check_labels(labels),
+        )
+        extra: dict[str, Any] = {}
+        if not metadata.empty:
+            self._require("metadata", "store titles or labels")
+            extra["metadata"] = metadata
         return await self._create_session(
             app_name=app_name,
             user_id=user_id,
@@ -590,6 +677,52 @@ class BaseSessionService(abc.ABC):
             state=scoped,
             exist_ok=exist_ok,
             expire_time=expires,
+            **extra,
+        )
+
+    async def update_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        display_name: str | Unset | None = UNSET,
+        labels: dict[str, str] | Unset | None = UNSET,
+    ) -> Session:
+        """openadk: changes a session's title and labels; what is not given stays.
+
+        State, events, the update time and the revision marker do not change, so a handle read
+        before stays current (an agent in the middle of a turn is not made stale by a rename).
+
+        Args:
+            app_name: The application's name.
+            user_id: The user's id.
+            session_id: The session's id.
+            display_name: The new title; None removes it.
+            labels: The new labels, replacing all of them; None or ``{}`` removes them.
+
+        Returns:
+            The session with its new title and labels, without events.
+
+        Raises:
+            SessionNotFoundError: The session does not exist.
+            ValueError: A title or label breaks the rules (nothing changed).
+            NotImplementedError: The backend cannot store titles or labels.
+        """
+        check_key(app_name, "app_name")
+        check_key(user_id, "user_id")
+        check_key(session_id, "session_id")
+        metadata = SessionMetadata(
+            display_name=(
+                display_name
+                if isinstance(display_name, Unset)
+                else check_display_name(display_name)
+            ),
+            labels=labels if isinstance(labels, Unset) else check_labels(labels),
+        )
+        self._require("metadata", "store titles or labels")
+        return await self._update_session(
+            app_name=app_name, user_id=user_id, session_id=session_id, metadata=metadata
         )
 
     async def get_session(
@@ -627,6 +760,9 @@ class BaseSessionService(abc.ABC):
         user_id: str | None = None,
         limit: int | None = None,
         page_token: str | None = None,
+        labels: dict[str, str] | None = None,
+        updated_after: float | datetime.datetime | None = None,
+        updated_before: float | datetime.datetime | None = None,
     ) -> ListSessionsResponse:
         """Lists sessions without their events, oldest update first.
 
@@ -634,7 +770,11 @@ class BaseSessionService(abc.ABC):
             app_name: The application's name.
             user_id: Only this user's sessions; every user's when None.
             limit: At most this many sessions; all when None.
-            page_token: The ``next_page_token`` of the previous page.
+            page_token: The ``next_page_token`` of the previous page (pass the same filters).
+            labels: openadk: only sessions having every one of these labels with this value.
+            updated_after: openadk: only sessions last updated at or after this time (Unix
+                seconds or an aware datetime).
+            updated_before: openadk: only sessions last updated before this time.
 
         Returns:
             Sessions with merged state, ordered by (last_update_time, user_id, id), and a
@@ -648,9 +788,137 @@ class BaseSessionService(abc.ABC):
             check_key(user_id, "user_id")
         _check_limit(limit)
         after = None if page_token is None else decode_page_token(page_token)
-        return await self._list_sessions(
-            app_name=app_name, user_id=user_id, limit=limit, after=after
+        filters = SessionFilter(
+            labels=check_labels(labels),
+            updated_after=check_time_bound(updated_after, "updated_after"),
+            updated_before=check_time_bound(updated_before, "updated_before"),
         )
+        extra: dict[str, Any] = {}
+        if filters:
+            self._require("metadata", "filter sessions by labels or update time")
+            extra["filters"] = filters
+        return await self._list_sessions(
+            app_name=app_name, user_id=user_id, limit=limit, after=after, **extra
+        )
+
+    async def search_events(
+        self,
+        *,
+        app_name: str,
+        query: str,
+        user_id: str | None = None,
+        limit: int = 20,
+        page_token: str | None = None,
+    ) -> SearchEventsResponse:
+        """openadk: finds events whose text holds every word of ``query``, newest first.
+
+        Words are runs of letters and digits, compared without case; anything else in the
+        query (quotes, ``*``, ``-``, parentheses, ``NEAR``) is plain text, never search syntax.
+        Only the text parts of events are searched. The index is kept in the append's own
+        transaction, so every acknowledged event is found and no deleted or trimmed one is.
+
+        Args:
+            app_name: The application's name.
+            query: The words to look for.
+            user_id: Only this user's sessions; every user's when None.
+            limit: At most this many hits (1-1000).
+            page_token: The ``next_page_token`` of the previous page.
+
+        Returns:
+            Hits (session id, user id, event id, author, timestamp, snippet), newest first.
+
+        Raises:
+            ValueError: A query without any word, a bad limit or page token.
+            NotImplementedError: The backend has no search.
+        """
+        from openadk.sessions._search import parse_query
+
+        check_key(app_name, "app_name")
+        if user_id is not None:
+            check_key(user_id, "user_id")
+        terms = parse_query(query)
+        _check_limit(limit)
+        if limit > 1000:
+            raise ValueError(f"limit must be at most 1000, got {limit}.")
+        after = None if page_token is None else decode_page_token(page_token)
+        self._require("search", "search events")
+        return await self._search_events(
+            app_name=app_name, terms=terms, user_id=user_id, limit=limit, after=after
+        )
+
+    async def _search_events(
+        self,
+        *,
+        app_name: str,
+        terms: list[str],
+        user_id: str | None,
+        limit: int,
+        after: PageKey | None,
+    ) -> SearchEventsResponse:
+        """Searches as `search_events` describes; ``after`` is (timestamp, session, event)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot search events.")
+
+    async def fork_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        new_session_id: str | None = None,
+        up_to_invocation_id: str | None = None,
+    ) -> Session:
+        """openadk: copies a session into a new one, to branch the conversation.
+
+        The fork holds copies of the source's events up to and including the last event of
+        ``up_to_invocation_id`` (all of them when None), in the same order with the same ids;
+        its session state is what those events' deltas built (app and user state are shared
+        and stay as they are); its title is the source's, its labels the source's plus
+        ``forked-from=<source id>``. The source does not change. One transaction: on failure
+        nothing is written.
+
+        Args:
+            app_name: The application's name.
+            user_id: The user's id (the fork belongs to the same user).
+            session_id: The session to fork.
+            new_session_id: The fork's id; a uuid4 string when None.
+            up_to_invocation_id: The last invocation to copy.
+
+        Returns:
+            The fork, with its events.
+
+        Raises:
+            SessionNotFoundError: The source does not exist.
+            AlreadyExistsError: ``new_session_id`` is taken.
+            ValueError: ``up_to_invocation_id`` is not an invocation of the source.
+            NotImplementedError: The backend cannot fork.
+        """
+        check_key(app_name, "app_name")
+        check_key(user_id, "user_id")
+        check_key(session_id, "session_id")
+        if new_session_id is not None:
+            check_key(new_session_id, "new_session_id")
+        if up_to_invocation_id is not None and not isinstance(up_to_invocation_id, str):
+            raise TypeError("up_to_invocation_id must be a str or None.")
+        self._require("fork", "fork sessions")
+        return await self._fork_session(
+            app_name=app_name,
+            user_id=user_id,
+            session_id=session_id,
+            new_session_id=new_session_id,
+            up_to_invocation_id=up_to_invocation_id,
+        )
+
+    async def _fork_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        new_session_id: str | None,
+        up_to_invocation_id: str | None,
+    ) -> Session:
+        """Forks as `fork_session` describes; arguments are already checked."""
+        raise NotImplementedError(f"{type(self).__name__} cannot fork sessions.")
 
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         """Deletes a session and its events; app and user state stay. A no-op when missing."""
@@ -821,6 +1089,20 @@ class BaseSessionService(abc.ABC):
         await self.close()
 
     # Helpers for backends ----------------------------------------------------------------------
+
+    capabilities: frozenset[Capability] = frozenset()
+    """What this backend offers beyond google-adk's contract (see `Capability`); the contract
+    suite skips the tests of what a backend does not declare."""
+
+    def _require(self, capability: Capability, what: str) -> None:
+        if capability not in self.capabilities:
+            raise NotImplementedError(f"{type(self).__name__} cannot {what}.")
+
+    async def _update_session(
+        self, *, app_name: str, user_id: str, session_id: str, metadata: SessionMetadata
+    ) -> Session:
+        """Stores the given title and labels (`UNSET` fields stay); see `update_session`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot store titles or labels.")
 
     def _is_stale(
         self, session: Session, stored_marker: str | None, stored_last_event_id: str | None

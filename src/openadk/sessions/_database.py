@@ -26,6 +26,7 @@ try:
         delete,
         exc,
         inspect,
+        literal,
         null,
         or_,
         select,
@@ -50,7 +51,7 @@ from openadk.errors import (
     StorageError,
 )
 from openadk.events import Event
-from openadk.sessions import _dialects, _mysql, _postgres, _sqlite
+from openadk.sessions import _dialects, _metadata_sql, _mysql, _postgres, _search, _sqlite
 from openadk.sessions._base import (
     AppendOutcome,
     AppendPlan,
@@ -59,11 +60,15 @@ from openadk.sessions._base import (
     OnStale,
     PageKey,
     ScopedDelta,
+    SessionFilter,
     encode_page_token,
     first_kept_index,
+    fold_session_state,
+    fork_length,
     merge_state,
 )
 from openadk.sessions._json import copy_json, dumps_keeping_floats
+from openadk.sessions._metadata import SessionMetadata, fork_labels
 from openadk.sessions._schema import (
     SCHEMA_VERSION,
     app_states,
@@ -80,6 +85,8 @@ from openadk.sessions._session import (
     GetSessionConfig,
     ListEventsResponse,
     ListSessionsResponse,
+    SearchEventsResponse,
+    SearchHit,
     Session,
 )
 from openadk.sessions._threaded import threaded_connection
@@ -124,6 +131,8 @@ class DatabaseSessionService(BaseSessionService):
     Works with any async SQLAlchemy dialect; tuned for SQLite (aiosqlite), PostgreSQL (asyncpg,
     psycopg), MySQL/MariaDB (aiomysql, asyncmy) and Spanner (sqlalchemy-spanner).
     """
+
+    capabilities = frozenset({"metadata"})
 
     def __init__(
         self,
@@ -196,6 +205,11 @@ class DatabaseSessionService(BaseSessionService):
                 )
         self._url = _dialects.redact_url(self._engine.url)
         name = self._engine.dialect.name
+        # search: the database's own full-text engine, where openadk knows one.
+        self._search_on = name in _search.DIALECTS
+        self.capabilities = frozenset(
+            {"metadata", "fork", "search"} if self._search_on else {"metadata", "fork"}
+        )
         memory = name == "sqlite" and self._engine.url.database in (None, "", ":memory:")
         # One SQLite connection at a time writes anyway; queueing writers here saves them
         # from polling SQLite's busy lock. An in-memory database has a single shared
@@ -388,6 +402,10 @@ class DatabaseSessionService(BaseSessionService):
                     async with self._connection(write=True) as conn, conn.begin():
                         await conn.run_sync(_check_layout)
                         await conn.run_sync(metadata.create_all)
+                        if self._search_on:
+                            # search: the index table; events stored before it existed are
+                            # indexed by revision 0004 (`openadk db upgrade`).
+                            await conn.run_sync(_search.create_index)
                         version_q = select(internal_metadata.c.value).where(
                             internal_metadata.c.key == "schema_version"
                         )
@@ -610,6 +628,7 @@ class DatabaseSessionService(BaseSessionService):
         state: ScopedDelta,
         exist_ok: bool,
         expire_time: float | None = None,
+        metadata: SessionMetadata | None = None,
     ) -> Session:
         if self._lite is not None:
             return await self._lite_create(
@@ -682,6 +701,17 @@ class DatabaseSessionService(BaseSessionService):
                 stored_events = await self._read_events(conn, app_name, user_id, new_id, None)
             if expire_time is not None:
                 await self._set_expiry(conn, app_name, user_id, new_id, expire_time)
+            # metadata: the title and labels given, or (resuming) the stored ones.
+            display_name: str | None = None
+            labels: dict[str, str] = {}
+            if metadata is not None:
+                display_name, labels = await _metadata_sql.write_metadata(
+                    conn, self._dialect, app_name, user_id, new_id, metadata
+                )
+            elif not created:
+                display_name, labels = await _metadata_sql.read_metadata(
+                    conn, self._dialect, app_name, user_id, new_id
+                )
             await self._apply_scopes(conn, app_name, user_id, state, now)
             app_state, user_state = await self._read_scopes(conn, app_name, user_id)
             return self._session(
@@ -693,6 +723,8 @@ class DatabaseSessionService(BaseSessionService):
                 user_state,
                 update_time,
                 stored_events,
+                display_name,
+                labels,
             )
 
         for attempt in range(2):
@@ -732,6 +764,11 @@ class DatabaseSessionService(BaseSessionService):
         await conn.execute(
             delete(session_expiry).where(*_expiry_key(app_name, user_id, session_id))
         )
+        # metadata: the title and labels go with the session.
+        await _metadata_sql.delete_session_metadata(conn, app_name, user_id, session_id)
+        if self._search_on:
+            # search: and its events' index rows.
+            await _search.unindex_session(conn, self._dialect, app_name, user_id, session_id)
         await conn.execute(
             delete(events).where(
                 events.c.app_name == app_name,
@@ -778,6 +815,8 @@ class DatabaseSessionService(BaseSessionService):
         user_state: dict[str, Any],
         update_time: datetime.datetime,
         stored_events: list[Event],
+        display_name: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> Session:
         stamp = from_db_time(update_time)
         return Session._from_storage(
@@ -788,6 +827,8 @@ class DatabaseSessionService(BaseSessionService):
             events=stored_events,
             last_update_time=_epoch(stamp),
             marker=_marker(stamp),
+            display_name=display_name,
+            labels=labels,
         )
 
     async def _get_session(
@@ -814,6 +855,8 @@ class DatabaseSessionService(BaseSessionService):
                         sessions.c.update_time,
                         app_q.scalar_subquery().label("app_state"),
                         user_q.scalar_subquery().label("user_state"),
+                        # metadata: title and labels, in the same statement.
+                        *_metadata_sql.metadata_columns(self._dialect),
                     ).where(
                         sessions.c.app_name == app_name,
                         sessions.c.user_id == user_id,
@@ -832,6 +875,9 @@ class DatabaseSessionService(BaseSessionService):
                 stored_events: list[Event] = []
             else:
                 stored_events = await self._read_events(conn, app_name, user_id, session_id, config)
+            display_name, labels = _metadata_sql.row_metadata(
+                row, _session_key(app_name, user_id, session_id)
+            )
             return self._session(
                 app_name,
                 user_id,
@@ -841,6 +887,8 @@ class DatabaseSessionService(BaseSessionService):
                 user_state,
                 row.update_time,
                 stored_events,
+                display_name,
+                labels,
             )
 
         return await self._run("get_session", False, body)
@@ -852,6 +900,7 @@ class DatabaseSessionService(BaseSessionService):
         user_id: str | None,
         limit: int | None,
         after: PageKey | None,
+        filters: SessionFilter | None = None,
     ) -> ListSessionsResponse:
         if self._lite is not None:
             return await self._lite_list(app_name, user_id, limit, after)
@@ -866,9 +915,20 @@ class DatabaseSessionService(BaseSessionService):
                 sessions.c.id,
                 self._state(sessions.c.state),
                 sessions.c.update_time,
+                # metadata: title and labels of each listed session.
+                *_metadata_sql.metadata_columns(self._dialect),
             ).where(sessions.c.app_name == app_name, _live(self._db_time(self._clock())))
             if user_id is not None:
                 query = query.where(sessions.c.user_id == user_id)
+            if filters:
+                # metadata: label and update-time filters, in SQL; keyset paging unchanged.
+                query = query.where(*_metadata_sql.label_conditions(filters.labels))
+                if filters.updated_after is not None:
+                    at = self._bound_time(filters.updated_after, "updated_after")
+                    query = query.where(sessions.c.update_time >= at)
+                if filters.updated_before is not None:
+                    at = self._bound_time(filters.updated_before, "updated_before")
+                    query = query.where(sessions.c.update_time < at)
             if after is not None:
                 stamp, last_user, last_id = after
                 at = self._bound_time(stamp, "page_token")
@@ -916,6 +976,7 @@ class DatabaseSessionService(BaseSessionService):
                     scopes.get(r.user_id) or {},
                     r.update_time,
                     [],
+                    *_metadata_sql.row_metadata(r, _session_key(app_name, r.user_id, r.id)),
                 )
                 for r in rows
             ]
@@ -975,6 +1036,230 @@ class DatabaseSessionService(BaseSessionService):
 
         return await self._run("list_events", False, body)
 
+    async def _update_session(
+        self, *, app_name: str, user_id: str, session_id: str, metadata: SessionMetadata
+    ) -> Session:
+        async def body(conn: AsyncConnection) -> Session:
+            # The session row is locked (not changed): a concurrent delete waits or wins.
+            row = (
+                await conn.execute(
+                    _dialects.lock_rows(
+                        self._dialect,
+                        select(self._state(sessions.c.state), sessions.c.update_time).where(
+                            sessions.c.app_name == app_name,
+                            sessions.c.user_id == user_id,
+                            sessions.c.id == session_id,
+                            _live(self._db_time(self._clock())),
+                        ),
+                    )
+                )
+            ).first()
+            if row is None:
+                raise SessionNotFoundError(f"Session {session_id} not found.")
+            # metadata: the update itself.
+            display_name, labels = await _metadata_sql.write_metadata(
+                conn, self._dialect, app_name, user_id, session_id, metadata
+            )
+            own_state = _decode_state(
+                row.state, "sessions", _session_key(app_name, user_id, session_id)
+            )
+            app_state, user_state = await self._read_scopes(conn, app_name, user_id)
+            return self._session(
+                app_name,
+                user_id,
+                session_id,
+                own_state,
+                app_state,
+                user_state,
+                row.update_time,
+                [],
+                display_name,
+                labels,
+            )
+
+        return await self._run("update_session", True, body)
+
+    async def _search_events(
+        self,
+        *,
+        app_name: str,
+        terms: list[str],
+        user_id: str | None,
+        limit: int,
+        after: PageKey | None,
+    ) -> SearchEventsResponse:
+        async def body(conn: AsyncConnection) -> SearchEventsResponse:
+            rows = await _search.search_rows(
+                conn, self._dialect, app_name, terms, user_id, limit, after
+            )
+            more = len(rows) > limit
+            page = rows[:limit]
+            hits = [
+                SearchHit(
+                    session_id=r.session_id,
+                    user_id=r.user_id,
+                    event_id=r.event_id,
+                    author=r.author,
+                    timestamp=float(r.ts),
+                    snippet=_search.snippet(r.body, terms),
+                )
+                for r in page
+            ]
+            token = None
+            if more and page:
+                last = page[-1]
+                token = encode_page_token((float(last.ts), last.session_id, last.event_id))
+            return SearchEventsResponse(hits=hits, next_page_token=token)
+
+        return await self._run("search_events", False, body)
+
+    async def _fork_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        new_session_id: str | None,
+        up_to_invocation_id: str | None,
+    ) -> Session:
+        new_id = new_session_id or str(uuid.uuid4())
+        source_key = (
+            sessions.c.app_name == app_name,
+            sessions.c.user_id == user_id,
+            sessions.c.id == session_id,
+        )
+        event_where = (
+            events.c.app_name == app_name,
+            events.c.user_id == user_id,
+            events.c.session_id == session_id,
+        )
+
+        async def body(conn: AsyncConnection) -> Session:
+            # The source row is locked (shared): its events cannot change under the copy.
+            row = (
+                await conn.execute(
+                    _dialects.lock_rows(
+                        self._dialect,
+                        select(sessions.c.id).where(
+                            *source_key, _live(self._db_time(self._clock()))
+                        ),
+                        shared=True,
+                    )
+                )
+            ).first()
+            if row is None:
+                raise SessionNotFoundError(f"Session {session_id} not found.")
+            await self._purge_if_expired(
+                conn, app_name, user_id, new_id, self._db_time(self._clock())
+            )
+            taken = (
+                await conn.execute(
+                    select(sessions.c.id).where(
+                        sessions.c.app_name == app_name,
+                        sessions.c.user_id == user_id,
+                        sessions.c.id == new_id,
+                    )
+                )
+            ).first()
+            if taken is not None:
+                raise AlreadyExistsError(f"Session with id {new_id} already exists.")
+            source_events = await self._read_events(conn, app_name, user_id, session_id, None)
+            count = fork_length([e.invocation_id for e in source_events], up_to_invocation_id)
+            copied = source_events[:count]
+            state = fold_session_state(e.actions.state_delta for e in copied)
+            display_name, labels = await _metadata_sql.read_metadata(
+                conn, self._dialect, app_name, user_id, session_id
+            )
+            labels = fork_labels(labels, session_id)
+            now = self._db_time(time.time())
+            update_time = now
+            if copied:
+                last = self._db_time(copied[-1].timestamp)
+                update_time = max(now, last + _ONE_MICROSECOND)
+            await conn.execute(
+                sessions.insert().values(
+                    app_name=app_name,
+                    user_id=user_id,
+                    id=new_id,
+                    state=state,
+                    create_time=now,
+                    update_time=update_time,
+                )
+            )
+            if copied:
+                # One statement, however many events: the database copies the rows up to the
+                # last copied event (ordered by (timestamp, id), as stored).
+                cut_id = copied[-1].id
+                cut_time = (
+                    await conn.execute(
+                        select(events.c.timestamp).where(*event_where, events.c.id == cut_id)
+                    )
+                ).scalar_one()
+                copy = select(
+                    events.c.id,
+                    events.c.app_name,
+                    events.c.user_id,
+                    literal(new_id, type_=sessions.c.id.type).label("session_id"),
+                    events.c.invocation_id,
+                    events.c.timestamp,
+                    events.c.event_data,
+                ).where(
+                    *event_where,
+                    or_(
+                        events.c.timestamp < cut_time,
+                        and_(events.c.timestamp == cut_time, events.c.id <= cut_id),
+                    ),
+                )
+                columns = [
+                    "id",
+                    "app_name",
+                    "user_id",
+                    "session_id",
+                    "invocation_id",
+                    "timestamp",
+                    "event_data",
+                ]
+                await conn.execute(events.insert().from_select(columns, copy))
+            # metadata: the source's title, its labels and forked-from.
+            await _metadata_sql.write_metadata(
+                conn,
+                self._dialect,
+                app_name,
+                user_id,
+                new_id,
+                SessionMetadata(display_name=display_name, labels=labels),
+            )
+            if self._search_on and copied:
+                # search: the copies are found under the fork too.
+                await _search.index_events(
+                    conn,
+                    self._dialect,
+                    app_name,
+                    user_id,
+                    new_id,
+                    [(e.id, e.author, e.timestamp, _search.text_of(e)) for e in copied],
+                )
+            app_state, user_state = await self._read_scopes(conn, app_name, user_id)
+            return self._session(
+                app_name,
+                user_id,
+                new_id,
+                state,
+                app_state,
+                user_state,
+                update_time,
+                list(copied),
+                display_name,
+                labels,
+            )
+
+        try:
+            return await self._run("fork_session", True, body)
+        except exc.IntegrityError as error:
+            if _dialects.is_unique_violation(error):
+                raise AlreadyExistsError(f"Session with id {new_id} already exists.") from error
+            raise StorageError(f"fork_session failed on {self._url}: {error.orig}") from error
+
     async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         async def body(conn: AsyncConnection) -> None:
             await self._delete_rows(conn, app_name, user_id, session_id)
@@ -1014,6 +1299,11 @@ class DatabaseSessionService(BaseSessionService):
                 await conn.execute(
                     delete(events).where(*where, events.c.id.in_(doomed[chunk : chunk + 500]))
                 )
+            if self._search_on and doomed:
+                # search: trimmed events leave the index in the same transaction.
+                await _search.unindex_events(
+                    conn, self._dialect, app_name, user_id, session_id, doomed
+                )
             return len(doomed)
 
         return await self._run("trim_events", True, body)
@@ -1035,6 +1325,11 @@ class DatabaseSessionService(BaseSessionService):
                     session_expiry.c.app_name == app_name, session_expiry.c.user_id == user_id
                 )
             )
+            # metadata: the user's titles and labels go with the sessions.
+            await _metadata_sql.delete_user_metadata(conn, app_name, user_id)
+            if self._search_on:
+                # search: and their events' index rows.
+                await _search.unindex_user(conn, self._dialect, app_name, user_id)
             await conn.execute(
                 delete(events).where(events.c.app_name == app_name, events.c.user_id == user_id)
             )
@@ -1142,6 +1437,16 @@ class DatabaseSessionService(BaseSessionService):
                     event_data=self._json_text(plan.text_at(timestamp)),
                 )
             )
+            if self._search_on:
+                # search: indexed in the append's own transaction.
+                await _search.index_events(
+                    conn,
+                    self._dialect,
+                    app_name,
+                    user_id,
+                    session_id,
+                    [(event.id, event.author, timestamp, _search.text_of(event))],
+                )
             values: dict[str, Any] = {"update_time": db_stamp}
             if plan.scoped.session:
                 own = _decode_state(

@@ -20,16 +20,23 @@ from openadk.sessions._base import (
     OnStale,
     PageKey,
     ScopedDelta,
+    SessionFilter,
     encode_page_token,
     first_kept_index,
+    fold_session_state,
+    fork_length,
     merge_state,
     next_timestamp,
 )
 from openadk.sessions._json import copy_json
+from openadk.sessions._metadata import SessionMetadata, Unset, fork_labels
+from openadk.sessions._search import MemoryIndex, event_text, snippet
 from openadk.sessions._session import (
     GetSessionConfig,
     ListEventsResponse,
     ListSessionsResponse,
+    SearchEventsResponse,
+    SearchHit,
     Session,
 )
 
@@ -73,6 +80,16 @@ class _Stored:
     timestamps: list[float] = field(default_factory=list)
     by_id: dict[str, Event] = field(default_factory=dict)
     expire_time: float | None = None
+    display_name: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def set_metadata(self, metadata: SessionMetadata | None) -> None:
+        if metadata is None:
+            return
+        if not isinstance(metadata.display_name, Unset):
+            self.display_name = metadata.display_name
+        if not isinstance(metadata.labels, Unset):
+            self.labels = dict(metadata.labels)
 
     @property
     def marker(self) -> str:
@@ -94,6 +111,8 @@ class InMemorySessionService(BaseSessionService):
     Meant for one event loop in one process; it is not thread-safe.
     """
 
+    capabilities = frozenset({"metadata", "search", "fork"})
+
     def __init__(
         self, *, on_stale: OnStale = "error", clock: Callable[[], float] = time.time
     ) -> None:
@@ -109,6 +128,7 @@ class InMemorySessionService(BaseSessionService):
         self._sessions: dict[str, dict[str, dict[str, _Stored]]] = {}
         self._app_state: dict[str, dict[str, Any]] = {}
         self._user_state: dict[str, dict[str, dict[str, Any]]] = {}
+        self._search = MemoryIndex()
 
     # google-adk's deprecated synchronous twins ---------------------------------------------
 
@@ -161,6 +181,7 @@ class InMemorySessionService(BaseSessionService):
         if stored is not None and _expired(stored, self._clock()):
             # An expired session is gone: drop it on sight.
             del self._sessions[app_name][user_id][session_id]
+            self._search.remove_where(app_name, user_id, session_id)
             return None
         return stored
 
@@ -184,6 +205,8 @@ class InMemorySessionService(BaseSessionService):
             events=events,
             last_update_time=stored.last_update_time,
             marker=stored.marker,
+            display_name=stored.display_name,
+            labels=dict(stored.labels),
         )
 
     async def _create_session(
@@ -195,6 +218,7 @@ class InMemorySessionService(BaseSessionService):
         state: ScopedDelta,
         exist_ok: bool,
         expire_time: float | None = None,
+        metadata: SessionMetadata | None = None,
     ) -> Session:
         if session_id is None:
             session_id = str(uuid.uuid4())
@@ -217,6 +241,7 @@ class InMemorySessionService(BaseSessionService):
             stored.last_update_time = max(now, stored.last_update_time)
         if expire_time is not None:
             stored.expire_time = expire_time
+        stored.set_metadata(metadata)
         self._apply_shared(app_name, user_id, state)
         return self._to_session(stored, list(stored.events))
 
@@ -247,6 +272,7 @@ class InMemorySessionService(BaseSessionService):
         user_id: str | None,
         limit: int | None,
         after: PageKey | None,
+        filters: SessionFilter | None = None,
     ) -> ListSessionsResponse:
         users = self._sessions.get(app_name, {})
         if user_id is not None:
@@ -258,6 +284,8 @@ class InMemorySessionService(BaseSessionService):
         )
         if after is not None:
             stored = [s for s in stored if (s.last_update_time, s.user_id, s.id) > after]
+        if filters:
+            stored = [s for s in stored if filters.matches(s.labels, s.last_update_time)]
         token = None
         if limit is not None and len(stored) > limit:
             stored = stored[:limit]
@@ -289,9 +317,19 @@ class InMemorySessionService(BaseSessionService):
             token = encode_page_token((page[-1].timestamp, page[-1].id, ""))
         return ListEventsResponse(events=list(page), next_page_token=token)
 
+    async def _update_session(
+        self, *, app_name: str, user_id: str, session_id: str, metadata: SessionMetadata
+    ) -> Session:
+        stored = self._find(app_name, user_id, session_id)
+        if stored is None:
+            raise SessionNotFoundError(f"Session {session_id} not found.")
+        stored.set_metadata(metadata)
+        return self._to_session(stored, [])
+
     async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         by_id = self._sessions.get(app_name, {}).get(user_id, {})
         by_id.pop(session_id, None)
+        self._search.remove_where(app_name, user_id, session_id)
 
     async def _trim_events(
         self, *, app_name: str, user_id: str, session_id: str, keep_last_events: int
@@ -300,6 +338,9 @@ class InMemorySessionService(BaseSessionService):
         if stored is None:
             raise SessionNotFoundError(f"Session {session_id} not found.")
         start = first_kept_index([e.invocation_id for e in stored.events], keep_last_events)
+        self._search.remove(
+            (app_name, user_id, session_id, event.id) for event in stored.events[:start]
+        )
         for event in stored.events[:start]:
             stored.by_id.pop(event.id, None)
         del stored.events[:start]
@@ -308,6 +349,7 @@ class InMemorySessionService(BaseSessionService):
 
     async def _delete_user(self, *, app_name: str, user_id: str) -> int:
         removed = self._sessions.get(app_name, {}).pop(user_id, {})
+        self._search.remove_where(app_name, user_id)
         self._user_state.get(app_name, {}).pop(user_id, None)
         return len(removed)
 
@@ -345,4 +387,91 @@ class InMemorySessionService(BaseSessionService):
         self._apply_shared(session.app_name, session.user_id, plan.scoped)
         stored.revision += 1
         stored.last_update_time = timestamp
+        self._search.add(
+            stored.app_name,
+            stored.user_id,
+            stored.id,
+            (copy.id, copy.author, timestamp, event_text(plan.data)),
+        )
         return AppendOutcome(timestamp=timestamp, last_update_time=timestamp, marker=stored.marker)
+
+    async def _search_events(
+        self,
+        *,
+        app_name: str,
+        terms: list[str],
+        user_id: str | None,
+        limit: int,
+        after: PageKey | None,
+    ) -> SearchEventsResponse:
+        found = self._search.search(app_name, terms, user_id, limit, after)
+        now = self._clock()
+        live = []
+        for entry in found:
+            stored = self._sessions.get(app_name, {}).get(entry.user_id, {}).get(entry.session_id)
+            if stored is not None and not _expired(stored, now):
+                live.append(entry)
+        more = len(found) > limit
+        page = live[:limit]
+        hits = [
+            SearchHit(
+                session_id=e.session_id,
+                user_id=e.user_id,
+                event_id=e.event_id,
+                author=e.author,
+                timestamp=e.ts,
+                snippet=snippet(e.body, terms),
+            )
+            for e in page
+        ]
+        token = None
+        if more and page:
+            last = page[-1]
+            token = encode_page_token((last.ts, last.session_id, last.event_id))
+        return SearchEventsResponse(hits=hits, next_page_token=token)
+
+    async def _fork_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        new_session_id: str | None,
+        up_to_invocation_id: str | None,
+    ) -> Session:
+        source = self._find(app_name, user_id, session_id)
+        if source is None:
+            raise SessionNotFoundError(f"Session {session_id} not found.")
+        new_id = new_session_id or str(uuid.uuid4())
+        if self._find(app_name, user_id, new_id) is not None:
+            raise AlreadyExistsError(f"Session with id {new_id} already exists.")
+        count = fork_length([e.invocation_id for e in source.events], up_to_invocation_id)
+        labels = fork_labels(source.labels, session_id)
+        copied = source.events[:count]
+        fork = _Stored(
+            id=new_id,
+            app_name=app_name,
+            user_id=user_id,
+            state=copy_json(fold_session_state(e.actions.state_delta for e in copied)),
+            last_update_time=max(time.time(), copied[-1].timestamp if copied else 0.0),
+            events=list(copied),
+            timestamps=source.timestamps[:count],
+            by_id={e.id: e for e in copied},
+            display_name=source.display_name,
+            labels=labels,
+        )
+        self._sessions.setdefault(app_name, {}).setdefault(user_id, {})[new_id] = fork
+        for event in copied:
+            self._search.add(
+                app_name,
+                user_id,
+                new_id,
+                (event.id, event.author, event.timestamp, _text_of(event)),
+            )
+        return self._to_session(fork, list(fork.events))
+
+
+def _text_of(event: Event) -> str:
+    if event.content is None or not event.content.parts:
+        return ""
+    return "\n".join(part.text for part in event.content.parts if part.text)

@@ -32,6 +32,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 __all__ = [
     "KEY_COLUMNS",
     "SCHEMA_VERSION",
+    "SESSIONS_LISTING_INDEX",
     "JsonColumn",
     "KeyString",
     "Timestamp",
@@ -43,6 +44,8 @@ __all__ = [
     "internal_metadata",
     "metadata",
     "session_expiry",
+    "session_labels",
+    "session_metadata",
     "sessions",
     "to_db_time",
     "user_states",
@@ -134,6 +137,8 @@ KEY_COLUMNS = {
     "sessions": ("app_name", "user_id", "id"),
     "events": ("id", "app_name", "user_id", "session_id"),
     "openadk_session_expiry": ("app_name", "user_id", "session_id"),
+    "openadk_session_metadata": ("app_name", "user_id", "session_id"),
+    "openadk_session_labels": ("app_name", "user_id", "session_id", "key", "value"),
 }
 """The id columns of each table, which must compare exactly (decision 10)."""
 
@@ -237,6 +242,16 @@ events = Table(
     ),
 )
 
+# openadk's (revision 0003): lists an app's sessions in update order by keyset, either way,
+# without a sort (the session browser pages 100,000 sessions newest first).
+SESSIONS_LISTING_INDEX = Index(
+    "idx_openadk_sessions_app_update",
+    sessions.c.app_name,
+    sessions.c.update_time,
+    sessions.c.user_id,
+    sessions.c.id,
+)
+
 Index(
     "idx_events_app_user_session_ts_id",
     events.c.app_name,
@@ -261,4 +276,38 @@ session_expiry = Table(
         ["sessions.app_name", "sessions.user_id", "sessions.id"],
         ondelete="CASCADE",
     ),
+)
+
+
+# openadk's own tables (revision 0003, decision 12): a session's title and labels. The labels are
+# kept twice: as JSON beside the title, read with the session in one join, and one row per label,
+# which the label filter of `list_sessions` finds by index. Deleting the session deletes both
+# (explicitly; no foreign key, so revision 0002's collation change on MySQL never meets them).
+session_metadata = Table(
+    "openadk_session_metadata",
+    metadata,
+    Column("app_name", KeyString(), primary_key=True),
+    Column("user_id", KeyString(), primary_key=True),
+    Column("session_id", KeyString(), primary_key=True),
+    Column("display_name", Text(), nullable=True),
+    Column("labels", JsonColumn(), nullable=True),
+)
+
+session_labels = Table(
+    "openadk_session_labels",
+    metadata,
+    Column("app_name", KeyString(), primary_key=True),
+    Column("user_id", KeyString(), primary_key=True),
+    Column("session_id", KeyString(), primary_key=True),
+    Column("key", KeyString(), primary_key=True),
+    Column("value", KeyString(), nullable=False),
+)
+
+Index(
+    "idx_openadk_session_labels_find",
+    session_labels.c.app_name,
+    session_labels.c.key,
+    session_labels.c.value,
+    session_labels.c.user_id,
+    session_labels.c.session_id,
 )

@@ -9,7 +9,22 @@ from pydantic.alias_generators import to_camel
 
 from openadk.events import Event
 
-__all__ = ["GetSessionConfig", "ListEventsResponse", "ListSessionsResponse", "Session"]
+__all__ = [
+    "GetSessionConfig",
+    "ListEventsResponse",
+    "ListSessionsResponse",
+    "SearchEventsResponse",
+    "SearchHit",
+    "Session",
+]
+
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+def _is_empty(value: object) -> bool:
+    return not value
 
 
 class Session(BaseModel):
@@ -30,6 +45,11 @@ class Session(BaseModel):
     events: list[Event] = Field(default_factory=list)
     last_update_time: float = 0.0
     """Unix seconds of the last change: the last event's timestamp, or the creation time."""
+    display_name: str | None = Field(default=None, exclude_if=_is_none)
+    """openadk: the session's title (None: untitled). Left out of the JSON when None, so a
+    session's JSON stays google-adk's."""
+    labels: dict[str, str] = Field(default_factory=dict, exclude_if=_is_empty)
+    """openadk: the session's labels (Agent Engine's rules). Left out of the JSON when empty."""
 
     # The stored revision this handle was read at; `append_event` compares it to detect stale
     # handles. Private, as in google-adk, so it never appears in JSON.
@@ -46,6 +66,8 @@ class Session(BaseModel):
         events: list[Event],
         last_update_time: float,
         marker: str | None,
+        display_name: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> Session:
         """Builds a session from values a backend has already checked, without validation.
 
@@ -63,15 +85,23 @@ class Session(BaseModel):
                 "state": state,
                 "events": events,
                 "last_update_time": last_update_time,
+                "display_name": display_name,
+                "labels": {} if labels is None else labels,
             },
         )
-        object.__setattr__(session, "__pydantic_fields_set__", set(_SESSION_FIELDS))
+        fields_set = set(_SESSION_FIELDS)
+        if display_name is not None:
+            fields_set.add("display_name")
+        if labels:
+            fields_set.add("labels")
+        object.__setattr__(session, "__pydantic_fields_set__", fields_set)
         object.__setattr__(session, "__pydantic_extra__", None)
         object.__setattr__(session, "__pydantic_private__", {"_storage_update_marker": marker})
         return session
 
 
 _SESSION_FIELDS = ("id", "app_name", "user_id", "state", "events", "last_update_time")
+# display_name and labels are not in the set fields unless given, as with the constructor.
 
 
 class GetSessionConfig(BaseModel):
@@ -107,3 +137,24 @@ class ListEventsResponse(BaseModel):
     events: list[Event] = Field(default_factory=list)
     next_page_token: str | None = None
     """Pass to the next `list_events` call to get the following page; None on the last page."""
+
+
+class SearchHit(BaseModel):
+    """openadk: one event found by `search_events`."""
+
+    session_id: str
+    user_id: str
+    event_id: str
+    author: str
+    timestamp: float
+    """The event's timestamp (Unix seconds)."""
+    snippet: str
+    """Up to a dozen words around the first match, each matched word wrapped in ``**``."""
+
+
+class SearchEventsResponse(BaseModel):
+    """openadk: the result of `search_events`, newest event first."""
+
+    hits: list[SearchHit] = Field(default_factory=list)
+    next_page_token: str | None = None
+    """Pass to the next `search_events` call (same query) for the following page."""

@@ -49,9 +49,9 @@ class ThreadedConnection:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
-    async def execute(self, statement: Any) -> BufferedResult:
+    async def execute(self, statement: Any, parameters: Any = None) -> BufferedResult:
         def run() -> BufferedResult:
-            result = self._connection.execute(statement)
+            result = self._connection.execute(statement, parameters)
             rows = list(result.all()) if result.returns_rows else None
             return BufferedResult(rows, result.rowcount)
 

@@ -39,13 +39,22 @@ from openadk.sessions._base import (
     OnStale,
     PageKey,
     ScopedDelta,
+    SessionFilter,
     encode_page_token,
     sort_key,
+)
+from openadk.sessions._metadata import (
+    SessionMetadata,
+    Unset,
+    check_display_name,
+    check_labels,
 )
 from openadk.sessions._session import (
     GetSessionConfig,
     ListEventsResponse,
     ListSessionsResponse,
+    SearchEventsResponse,
+    SearchHit,
     Session,
 )
 from openadk.sessions._state import State
@@ -415,9 +424,9 @@ def _create_options(kwargs: Mapping[str, Any]) -> dict[str, Any]:
                 value = format_time(float(value))
             options["expireTime"] = value
         elif key == "display_name":
-            options["displayName"] = value
+            options["displayName"] = check_display_name(value)
         elif key == "labels":
-            options["labels"] = dict(value)
+            options["labels"] = check_labels(value)
         else:
             raise TypeError(
                 f"create_session() got an unexpected keyword argument {key!r}; "
@@ -468,6 +477,9 @@ class _ApiError:
 class VertexAiSessionService(BaseSessionService):
     """Sessions stored through the Agent Engine Sessions REST API.
 
+    Titles and labels are the API's ``displayName`` and ``labels``; `update_session` is a PATCH,
+    and the label and update-time filters of `list_sessions` are sent as the API's ``filter``.
+
     Talks to Vertex AI Agent Engine (Google Application Default Credentials, or an Express Mode
     API key) or, with ``api_endpoint``, to a self-hosted ``openadk serve``. Against an openadk
     server every contract of `BaseSessionService` holds, stale-handle detection included;
@@ -484,6 +496,9 @@ class VertexAiSessionService(BaseSessionService):
     last part. A session of another user raises ``ValueError`` (as google-adk does), where other
     backends return None. HTTP 429 and 503 are retried with exponential backoff.
     """
+
+    # search and fork are openadk server extensions; Google's API answers them with 404.
+    capabilities = frozenset({"metadata", "search", "fork"})
 
     def __init__(
         self,
@@ -823,6 +838,12 @@ class VertexAiSessionService(BaseSessionService):
             state=dict(state),
             last_update_time=parse_time(update) if update else 0.0,
         )
+        display_name = body.get("displayName")
+        labels = body.get("labels")
+        if isinstance(display_name, str):
+            session.display_name = display_name
+        if isinstance(labels, dict) and labels:
+            session.labels = {str(k): str(v) for k, v in labels.items()}
         session._storage_update_marker = marker
         return session
 
@@ -1020,9 +1041,10 @@ class VertexAiSessionService(BaseSessionService):
         user_id: str | None,
         limit: int | None,
         after: PageKey | None,
+        filters: SessionFilter | None = None,
     ) -> ListSessionsResponse:
         parent = await self._parent(self._engine_id(app_name))
-        filter_ = None if user_id is None else f"user_id={quote_filter_literal(user_id)}"
+        filter_ = _list_filter(user_id, filters)
         # An openadk server pages in the same order with the same tokens: pass them through.
         passthrough = self._openadk_server or (after is None and limit is not None)
         sessions: list[Session] = []
@@ -1040,9 +1062,11 @@ class VertexAiSessionService(BaseSessionService):
             if response.status_code != 200:
                 raise _ApiError(response).exception("list sessions")
             page = response.json()
-            sessions.extend(
-                self._session_from_api(s, app_name, None) for s in page.get("sessions") or []
-            )
+            found = [self._session_from_api(s, app_name, None) for s in page.get("sessions") or []]
+            if filters:
+                # The server filtered already; a server that ignored a term is caught here.
+                found = [s for s in found if filters.matches(s.labels, s.last_update_time)]
+            sessions.extend(found)
             token = page.get("nextPageToken") or None
             if passthrough and not self._openadk_server:
                 passthrough = False  # not an openadk server: list everything, page here
@@ -1124,6 +1148,130 @@ class VertexAiSessionService(BaseSessionService):
             if limit is not None:
                 params["pageSize"] = min(limit - len(collected), _EVENT_PAGE)
 
+    async def _update_session(
+        self, *, app_name: str, user_id: str, session_id: str, metadata: SessionMetadata
+    ) -> Session:
+        short, name = await self._session_name(app_name, session_id)
+        headers = self._user_headers(user_id)
+        current = await self._get_session(
+            app_name=app_name,
+            user_id=user_id,
+            session_id=session_id,
+            config=GetSessionConfig(num_recent_events=0),
+        )
+        if current is None:
+            raise SessionNotFoundError(f"Session {session_id} not found.")
+        body: dict[str, Any] = {}
+        mask: list[str] = []
+        if not isinstance(metadata.display_name, Unset):
+            body["displayName"] = metadata.display_name
+            mask.append("displayName")
+        if not isinstance(metadata.labels, Unset):
+            body["labels"] = dict(metadata.labels)
+            mask.append("labels")
+        if not mask:
+            return current
+        response = await self._call(
+            "PATCH", name, params={"updateMask": ",".join(mask)}, body=body, headers=headers
+        )
+        if response.status_code == 404:
+            raise SessionNotFoundError(f"Session {session_id} not found.")
+        if self._not_owner(response):
+            raise ValueError(f"Session {short} does not belong to user {user_id}.")
+        if response.status_code != 200:
+            raise _ApiError(response).exception("update session")
+        updated = response.json()
+        if "userId" in updated:
+            return self._session_from_api(updated, app_name, self._revision(response))
+        # Google's API may answer with an operation: read the session back.
+        got = await self._get_session(
+            app_name=app_name,
+            user_id=user_id,
+            session_id=session_id,
+            config=GetSessionConfig(num_recent_events=0),
+        )
+        if got is None:
+            raise SessionNotFoundError(f"Session {session_id} not found.")
+        return got
+
+    async def _search_events(
+        self,
+        *,
+        app_name: str,
+        terms: list[str],
+        user_id: str | None,
+        limit: int,
+        after: PageKey | None,
+    ) -> SearchEventsResponse:
+        parent = await self._parent(self._engine_id(app_name))
+        params: dict[str, Any] = {
+            "query": " ".join(terms),
+            "userId": user_id,
+            "pageSize": limit,
+            "pageToken": None if after is None else encode_page_token(after),
+        }
+        response = await self._call("GET", f"{parent}/sessions:search", params=params)
+        if response.status_code in (404, 405) and not self._openadk_server:
+            raise NotImplementedError(
+                "search_events needs an openadk server; the Agent Engine Sessions API has no "
+                "search."
+            )
+        if response.status_code != 200:
+            raise _ApiError(response).exception("search events")
+        body = response.json()
+        hits = [
+            SearchHit(
+                session_id=str(h.get("session") or "").rsplit("/", 1)[-1],
+                user_id=str(h.get("userId") or ""),
+                event_id=str(h.get("eventId") or ""),
+                author=str(h.get("author") or ""),
+                timestamp=float(h.get("timestamp") or 0.0),
+                snippet=str(h.get("snippet") or ""),
+            )
+            for h in body.get("hits") or []
+        ]
+        return SearchEventsResponse(hits=hits, next_page_token=body.get("nextPageToken") or None)
+
+    async def _fork_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        new_session_id: str | None,
+        up_to_invocation_id: str | None,
+    ) -> Session:
+        engine = self._engine_id(app_name)
+        short, name = await self._session_name(app_name, session_id)
+        body: dict[str, Any] = {}
+        if new_session_id is not None:
+            body["newSessionId"] = self._short_id(new_session_id, engine)
+        if up_to_invocation_id is not None:
+            body["upToInvocationId"] = up_to_invocation_id
+        response = await self._call(
+            "POST", f"{name}:fork", body=body, headers=self._user_headers(user_id)
+        )
+        if response.status_code == 404:
+            if not self._openadk_server:
+                raise NotImplementedError(
+                    "fork_session needs an openadk server; the Agent Engine Sessions API has "
+                    "no fork."
+                )
+            raise SessionNotFoundError(f"Session {session_id} not found.")
+        if response.status_code == 409:
+            raise AlreadyExistsError(f"Session with id {new_session_id} already exists.")
+        if self._not_owner(response):
+            raise ValueError(f"Session {short} does not belong to user {user_id}.")
+        if response.status_code != 200:
+            raise _ApiError(response).exception("fork session")
+        fork_id = str(response.json().get("name") or "").rsplit("/", 1)[-1]
+        got = await self._get_session(
+            app_name=app_name, user_id=user_id, session_id=fork_id, config=None
+        )
+        if got is None:
+            raise StorageError(f"Agent Engine Sessions API: fork {fork_id} vanished.")
+        return got
+
     async def _delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         short, name = await self._session_name(app_name, session_id)
         headers = self._user_headers(user_id)
@@ -1194,6 +1342,20 @@ class VertexAiSessionService(BaseSessionService):
             marker=self._revision(response),
             duplicate=response.headers.get(HEADER_DUPLICATE) == "1",
         )
+
+
+def _list_filter(user_id: str | None, filters: SessionFilter | None) -> str | None:
+    """The API's ``filter`` for a listing: terms joined with AND, or None."""
+    terms = []
+    if user_id is not None:
+        terms.append(f"user_id={quote_filter_literal(user_id)}")
+    if filters:
+        terms.extend(f"labels.{k}={quote_filter_literal(v)}" for k, v in filters.labels.items())
+        if filters.updated_after is not None:
+            terms.append(f'update_time>="{format_time(filters.updated_after, floor=True)}"')
+        if filters.updated_before is not None:
+            terms.append(f'update_time<"{format_time(filters.updated_before, floor=True)}"')
+    return " AND ".join(terms) or None
 
 
 def _float_header(response: httpx.Response, name: str, default: float) -> float:

@@ -16,6 +16,7 @@ from google.genai import types
 from openadk.errors import AlreadyExistsError, SessionNotFoundError, StaleSessionError
 from openadk.events import Event, EventActions, EventCompaction, ToolConfirmation
 from openadk.sessions import BaseSessionService, GetSessionConfig, Session
+from openadk.testing._contract_meta import MetadataContract, SearchForkContract
 
 __all__ = ["ServiceFactory", "SessionServiceContract"]
 
@@ -181,8 +182,12 @@ UNREADABLE_EVENTS: list[tuple[str, Callable[[Event], None], type[Exception], str
 
 
 @pytest.mark.asyncio
-class SessionServiceContract:
-    """Behaviour every session service must show. Subclass it and provide ``make_service``."""
+class SessionServiceContract(MetadataContract, SearchForkContract):
+    """Behaviour every session service must show. Subclass it and provide ``make_service``.
+
+    The tests of openadk's additions (titles, labels, filters, search, fork) run on backends
+    that declare the capability (`BaseSessionService.capabilities`) and are skipped on others.
+    """
 
     @pytest_asyncio.fixture
     async def service(self, make_service: ServiceFactory) -> AsyncIterator[BaseSessionService]:

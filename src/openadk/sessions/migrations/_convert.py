@@ -109,6 +109,8 @@ class ConversionReport:
     sessions_retimed: int = 0
     keys_made_exact: list[str] = field(default_factory=list)
     """``table.column`` of each key column revision 0002 gave the exact collation."""
+    events_indexed: int = 0
+    """Events with text that revision 0004 put in the search index."""
 
 
 class BadRowsError(UpgradeError):

@@ -31,6 +31,8 @@ OLD_EVENTS = "openadk_v0_events_old"
 KEPT_EVENTS = "openadk_v0_events"
 """The V0 events table kept because some of its rows were not carried over."""
 ADK_TABLES = ("adk_internal_metadata", "app_states", "user_states", "sessions", "events")
+METADATA_TABLES = frozenset({"openadk_session_metadata", "openadk_session_labels"})
+LISTING_INDEX = "idx_openadk_sessions_app_update"
 
 Kind = Literal["empty", "v0", "v1", "sqlite_service", "unknown_version"]
 
@@ -48,6 +50,18 @@ class Layout:
     event_columns: frozenset[str] = field(default_factory=frozenset)
     keys: KeyProblems = field(default_factory=KeyProblems)
     """MySQL/MariaDB key columns that do not compare exactly (revision 0002 fixes them)."""
+    listing_index: bool = False
+    """``sessions`` has openadk's (app_name, update_time, user_id, id) index (revision 0003)."""
+
+    @property
+    def has_search(self) -> bool:
+        """The full-text search table exists (revision 0004)."""
+        return "openadk_event_search" in self.tables
+
+    @property
+    def has_metadata(self) -> bool:
+        """Revision 0003 is in place: the title and label tables and the listing index."""
+        return self.listing_index and self.tables >= METADATA_TABLES
 
     @property
     def interrupted(self) -> bool:
@@ -107,6 +121,9 @@ def inspect_layout(conn: Connection) -> Layout:
     keys = KeyProblems()
     if kind in ("v0", "v1"):
         keys = find_key_problems(conn, tables)
+    listing_index = "sessions" in tables and any(
+        index.get("name") == LISTING_INDEX for index in inspector.get_indexes("sessions")
+    )
     return Layout(
         kind=kind,
         tables=tables,
@@ -114,4 +131,5 @@ def inspect_layout(conn: Connection) -> Layout:
         stamped=stamped,
         event_columns=names,
         keys=keys,
+        listing_index=listing_index,
     )

@@ -46,9 +46,14 @@ logger = logging.getLogger("openadk.migrations")
 _HERE = Path(__file__).resolve().parent
 ADK_V1 = "0001_adk_v1"
 EXACT_KEYS = "0002_exact_keys"
-HEAD = EXACT_KEYS
+SESSION_METADATA = "0003_session_metadata"
+EVENT_SEARCH = "0004_event_search"
+HEAD = EVENT_SEARCH
 """The newest revision (a test checks it against the migration scripts)."""
-REVISIONS: tuple[str, ...] = (ADK_V1, EXACT_KEYS)
+REVISIONS: tuple[str, ...] = (ADK_V1, EXACT_KEYS, SESSION_METADATA, EVENT_SEARCH)
+_ADDITIVE = frozenset({SESSION_METADATA, EVENT_SEARCH})
+"""Revisions that only add openadk's own tables and indexes: the service creates the tables
+itself, so a database that has not had them applied yet is still used."""
 """Every revision, oldest first."""
 _RECORD_ONLY = "record it (ids already compare exactly here: nothing to change)"
 _PG_LOCK_KEY = 0x6F70656E61646B  # "openadk"
@@ -92,7 +97,9 @@ class SchemaStatus:
             return False
         if self.problem is not None or self.layout.needs_conversion or self.layout.keys:
             return True
-        return self.recorded and any(what != _RECORD_ONLY for _, what in self.pending)
+        return self.recorded and any(
+            what != _RECORD_ONLY and revision not in _ADDITIVE for revision, what in self.pending
+        )
 
     def found(self) -> str:
         """What is in the database, as a phrase: ``google-adk's V0 (pickle) schema``."""
@@ -139,6 +146,8 @@ class UpgradeReport:
     """Where the V0 events are kept when some were not carried over."""
     keys_made_exact: list[str] = field(default_factory=list)
     """Key columns (``table.column``) given the exact collation (MySQL/MariaDB)."""
+    events_indexed: int = 0
+    """Events with text put in the search index (revision 0004)."""
 
     def summary(self) -> list[str]:
         """Lines for a person."""
@@ -155,6 +164,8 @@ class UpgradeReport:
             "finished": [f"Finished an interrupted V0 upgrade; {at}."],
             "keys": [f"Key columns now compare exactly; {at}."],
             "recorded": [f"Recorded {at} (ids already compared exactly: no table changed)."],
+            "metadata": [f"Added openadk's session title and label tables; {at}."],
+            "search": [f"Indexed {self.events_indexed} event(s) for full-text search; {at}."],
         }.get(self.action, [f"{self.action}; {at}."])
         if self.action == "adopted" and self.keys_made_exact:
             lines = [f"Adopted the existing google-adk V1 schema; {at}."]
@@ -338,7 +349,29 @@ def _pending(layout: Layout, current: str | None) -> tuple[tuple[str, str], ...]
         return ()
     if steps or _position(current) < _position(EXACT_KEYS):
         steps.append((EXACT_KEYS, _keys_step(layout)))
+    if steps or _position(current) < _position(SESSION_METADATA):
+        steps.append((SESSION_METADATA, _metadata_step(layout)))
+    if steps or _position(current) < _position(EVENT_SEARCH):
+        steps.append(
+            (
+                EVENT_SEARCH,
+                "create the full-text search index and index the text of the stored events "
+                "(in batches)",
+            )
+        )
     return tuple(steps)
+
+
+def _metadata_step(layout: Layout) -> str:
+    if layout.has_metadata:
+        return _RECORD_ONLY_METADATA
+    return (
+        "add openadk's session title and label tables and the sessions listing index "
+        "(google-adk's tables and columns unchanged)"
+    )
+
+
+_RECORD_ONLY_METADATA = "record it (the title and label tables and the listing index exist)"
 
 
 def _status_of(url: str, layout: Layout) -> SchemaStatus:
@@ -365,8 +398,13 @@ def _status_of(url: str, layout: Layout) -> SchemaStatus:
             "`openadk db upgrade`."
         )
     if current is None and layout.kind == "v1" and not layout.interrupted:
-        # google-adk's V1 layout is revision 0001, recorded or not; with exact keys, 0002.
-        current = ADK_V1 if layout.keys else HEAD
+        # google-adk's V1 layout is revision 0001, recorded or not; with exact keys, 0002;
+        # with openadk's metadata tables and listing index too, 0003.
+        current = EXACT_KEYS
+        if layout.keys:
+            current = ADK_V1
+        elif layout.has_metadata:
+            current = EVENT_SEARCH if layout.has_search else SESSION_METADATA
     return SchemaStatus(
         url=url,
         layout=layout,
@@ -456,6 +494,7 @@ async def upgrade(
     allow_unsafe_unpickling: bool = False,
     backup: bool = True,
     batch_size: int = 500,
+    progress: Callable[[int, int], None] | None = None,
 ) -> UpgradeReport:
     """Upgrades ``db`` (a URL or an engine) in place to ``revision`` (default: the newest).
 
@@ -473,7 +512,9 @@ async def upgrade(
         allow_unsafe_unpickling: Let V0 pickles load any Python type. Only for a database whose
             contents you trust: unpickling can run arbitrary code.
         backup: On SQLite, copy the file before converting V0 events.
-        batch_size: V0 rows converted per batch.
+        batch_size: V0 rows converted per batch, and events indexed per batch (0004).
+        progress: Called with (events indexed so far, events in all) after each batch of
+            revision 0004, e.g. to draw a progress bar.
 
     Returns:
         What was done.
@@ -514,7 +555,12 @@ async def upgrade(
 
     def run(conn: Connection) -> None:
         config = _alembic_config(
-            {"connection": conn, "openadk_options": options, "openadk_report": report}
+            {
+                "connection": conn,
+                "openadk_options": options,
+                "openadk_report": report,
+                "openadk_progress": progress,
+            }
         )
         from alembic import command
 
@@ -539,6 +585,7 @@ async def upgrade(
         orphans=report.orphans,
         kept_table=report.kept_table,
         keys_made_exact=report.keys_made_exact,
+        events_indexed=report.events_indexed,
     )
 
 
