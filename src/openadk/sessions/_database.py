@@ -68,7 +68,7 @@ from openadk.sessions._base import (
     merge_state,
 )
 from openadk.sessions._json import copy_json, dumps_keeping_floats
-from openadk.sessions._metadata import SessionMetadata, fork_labels
+from openadk.sessions._metadata import SessionMetadata, Unset, fork_labels
 from openadk.sessions._schema import (
     SCHEMA_VERSION,
     app_states,
@@ -632,13 +632,18 @@ class DatabaseSessionService(BaseSessionService):
     ) -> Session:
         if self._lite is not None:
             return await self._lite_create(
-                app_name, user_id, session_id, state, exist_ok, expire_time
+                app_name, user_id, session_id, state, exist_ok, expire_time, metadata
             )
         if self._pg is not None and not (state.app or state.user) and expire_time is None:
-            made = await self._pg_create(app_name, user_id, session_id, state)
+            made = await self._pg_create(app_name, user_id, session_id, state, metadata)
             if made is not None:
                 return made
-        if self._my is not None and not (state.app or state.user) and expire_time is None:
+        if (
+            self._my is not None
+            and not (state.app or state.user)
+            and expire_time is None
+            and metadata is None  # metadata: a title or labels take the SQLAlchemy path
+        ):
             made = await self._my_create(app_name, user_id, session_id, state)
             if made is not None:
                 return made
@@ -902,11 +907,12 @@ class DatabaseSessionService(BaseSessionService):
         after: PageKey | None,
         filters: SessionFilter | None = None,
     ) -> ListSessionsResponse:
-        if self._lite is not None:
+        # metadata: a listing filtered by labels or update time takes the SQLAlchemy path.
+        if self._lite is not None and not filters:
             return await self._lite_list(app_name, user_id, limit, after)
-        if self._pg is not None:
+        if self._pg is not None and not filters:
             return await self._pg_list(app_name, user_id, limit, after)
-        if self._my is not None:
+        if self._my is not None and not filters:
             return await self._my_list(app_name, user_id, limit, after)
 
         async def body(conn: AsyncConnection) -> ListSessionsResponse:
@@ -1553,6 +1559,7 @@ class DatabaseSessionService(BaseSessionService):
         scoped = plan.scoped
         lock_sql = _LITE_LOCK_WITH_STATE if scoped.session else _LITE_LOCK
         marker = session._storage_update_marker
+        search_text = _search.text_of(event) if self._search_on else ""
 
         def body(conn: _sqlite.Connection) -> AppendOutcome:
             row = conn.one(lock_sql, (app_name, user_id, session_id, now))
@@ -1604,7 +1611,14 @@ class DatabaseSessionService(BaseSessionService):
                 conn.execute(_LITE_UPDATE_SESSION, (db_stamp, *key))
             if scoped.app or scoped.user:
                 self._lite_scopes(conn, app_name, user_id, scoped, db_stamp, ensure=True)
-            # Further per-event statements of the same transaction go here.
+            if search_text:
+                # search: indexed in the append's own transaction.
+                conn.execute(
+                    _LITE_INDEX_EVENT,
+                    _search.index_params(
+                        "sqlite", *key, (event.id, event.author, timestamp, search_text)
+                    ),
+                )
             return AppendOutcome(
                 timestamp=timestamp, last_update_time=_epoch(stamp), marker=_marker(stamp)
             )
@@ -1730,6 +1744,7 @@ class DatabaseSessionService(BaseSessionService):
         state: ScopedDelta,
         exist_ok: bool,
         expire_time: float | None,
+        metadata: SessionMetadata | None,
     ) -> Session:
         new_id = session_id or str(uuid.uuid4())
         key = (app_name, user_id, new_id)
@@ -1747,6 +1762,8 @@ class DatabaseSessionService(BaseSessionService):
                 if conn.one(_LITE_EXPIRED, (*key, clock_now)) is not None:
                     for statement in _LITE_DELETE_SESSION:
                         conn.execute(statement, key)
+                    if self._search_on:
+                        conn.execute(_LITE_UNINDEX_SESSION, {"match": _search.session_match(*key)})
                     purged = True
                 existing = conn.one(_LITE_SESSION_ROW, key)
             created = (
@@ -1784,17 +1801,62 @@ class DatabaseSessionService(BaseSessionService):
                 self._lite_scopes(conn, app_name, user_id, state, now, ensure=False)
             scopes = conn.one(_LITE_SCOPES, (app_name, app_name, user_id))
             app_state, user_state = _decode_scopes(scopes[0], scopes[1], app_name, user_id)
-            return purged, own_state, app_state, user_state, update_time, found
+            # metadata: the title and labels given, or (resuming) the stored ones.
+            pair = self._lite_metadata(conn, key, metadata, created)
+            return purged, own_state, app_state, user_state, update_time, found, pair
 
-        purged, own_state, app_state, user_state, update_time, found = await self._lite_run(
+        purged, own_state, app_state, user_state, update_time, found, pair = await self._lite_run(
             "create_session", True, body
         )
         if purged and self._event_cache is not None:
             self._event_cache.drop(key)
         stored_events = [] if found is None else self._lite_finish_events(key, found)
         return self._session(
-            app_name, user_id, new_id, own_state, app_state, user_state, update_time, stored_events
+            app_name,
+            user_id,
+            new_id,
+            own_state,
+            app_state,
+            user_state,
+            update_time,
+            stored_events,
+            *pair,
         )
+
+    def _lite_metadata(
+        self,
+        conn: _sqlite.Connection,
+        key: _SessionKey,
+        metadata: SessionMetadata | None,
+        created: bool,
+    ) -> tuple[str | None, dict[str, str]]:
+        """`_metadata_sql.write_metadata` (or, without ``metadata``, its read) on the thread."""
+        if metadata is None and created:
+            return None, {}
+        display_name: str | None = None
+        labels: dict[str, str] = {}
+        if not created:
+            row = conn.one(_LITE_READ_METADATA, key)
+            if row is not None:
+                display_name = row[0]
+                labels = _metadata_sql.decode_labels(row[1], _session_key(*key))
+        if metadata is None:
+            return display_name, labels
+        if not isinstance(metadata.display_name, Unset):
+            display_name = metadata.display_name
+        labels_changed = not isinstance(metadata.labels, Unset)
+        if not isinstance(metadata.labels, Unset):
+            labels = dict(metadata.labels)
+        if not created:
+            conn.execute(_LITE_DELETE_METADATA, key)
+        if display_name is not None or labels:
+            conn.execute(_LITE_INSERT_METADATA, (*key, display_name, json.dumps(labels)))
+        if labels_changed:
+            if not created:
+                conn.execute(_LITE_DELETE_LABELS, key)
+            for label, value in labels.items():
+                conn.execute(_LITE_INSERT_LABEL, (*key, label, value))
+        return display_name, labels
 
     async def _lite_get(
         self, app_name: str, user_id: str, session_id: str, config: GetSessionConfig | None
@@ -1811,12 +1873,13 @@ class DatabaseSessionService(BaseSessionService):
             found = None
             if config is None or config.num_recent_events != 0:
                 found = self._lite_events(conn, key, config)
-            return own_state, app_state, user_state, row[1], found
+            pair = row[4], _metadata_sql.decode_labels(row[5], _session_key(*key))
+            return own_state, app_state, user_state, row[1], found, pair
 
         result = await self._lite_run("get_session", False, body)
         if result is None:
             return None
-        own_state, app_state, user_state, update_time, found = result
+        own_state, app_state, user_state, update_time, found, pair = result
         stored_events = [] if found is None else self._lite_finish_events(key, found)
         return self._session(
             app_name,
@@ -1827,6 +1890,7 @@ class DatabaseSessionService(BaseSessionService):
             user_state,
             update_time,
             stored_events,
+            *pair,
         )
 
     async def _lite_list(
@@ -1915,7 +1979,8 @@ class DatabaseSessionService(BaseSessionService):
             return None
         timestamp, stamp = _next_time(event.timestamp, revision.replace(tzinfo=_UTC))
         scoped = plan.scoped
-        flags = (bool(scoped.session), bool(scoped.app), bool(scoped.user))
+        search_text = _search.text_of(event) if self._search_on else ""
+        flags = (bool(scoped.session), bool(scoped.app), bool(scoped.user), bool(search_text))
         sql = self._pg_statement(("append", *flags), lambda: _postgres.append_sql(*flags))
         args: list[Any] = [
             session.app_name,
@@ -1929,6 +1994,13 @@ class DatabaseSessionService(BaseSessionService):
             plan.text_at(timestamp),
         ]
         args.extend(dumps_keeping_floats(part) for part in scoped_parts(scoped) if part)
+        if search_text:
+            # search: the index row, written by the same statement.
+            index_row = (event.id, event.author, timestamp, search_text)
+            params = _search.index_params(
+                "postgresql", session.app_name, session.user_id, session.id, index_row
+            )
+            args += [params["author"], float(timestamp), params["body"], params["terms"]]
 
         async def body(conn: Any) -> int:
             try:
@@ -1948,22 +2020,45 @@ class DatabaseSessionService(BaseSessionService):
         )
 
     async def _pg_create(
-        self, app_name: str, user_id: str, session_id: str | None, state: ScopedDelta
+        self,
+        app_name: str,
+        user_id: str,
+        session_id: str | None,
+        state: ScopedDelta,
+        metadata: SessionMetadata | None,
     ) -> Session | None:
         """A new session in one statement; None when the id exists (the locked path decides)."""
         new_id = session_id or str(uuid.uuid4())
         now = self._db_time(time.time())
-        args = (app_name, user_id, new_id, now, dumps_keeping_floats(state.session))
+        args: list[Any] = [app_name, user_id, new_id, now, dumps_keeping_floats(state.session)]
+        display_name: str | None = None
+        labels: dict[str, str] = {}
+        sql = _postgres.CREATE_SQL
+        if metadata is not None:
+            # metadata: stored by the same statement, only if it creates the session.
+            display_name, labels = _metadata_sql.new_metadata(metadata)
+            if display_name is not None or labels:
+                sql = _postgres.CREATE_WITH_METADATA_SQL
+                args += [display_name, json.dumps(labels)]
 
         async def body(conn: Any) -> Any:
-            return await conn.fetchrow(_postgres.CREATE_SQL, *args)
+            return await conn.fetchrow(sql, *args)
 
         row = await self._pg_run("create_session", body)
         if row[0] != 1:
             return None
         app_state, user_state = _decode_scopes(row[1], row[2], app_name, user_id)
         return self._session(
-            app_name, user_id, new_id, state.session, app_state, user_state, now, []
+            app_name,
+            user_id,
+            new_id,
+            state.session,
+            app_state,
+            user_state,
+            now,
+            [],
+            display_name,
+            labels,
         )
 
     async def _pg_get(
@@ -2006,7 +2101,16 @@ class DatabaseSessionService(BaseSessionService):
         app_state, user_state = _decode_scopes(row[2], row[3], app_name, user_id)
         stored_events = self._pg_events(key, records)
         return self._session(
-            app_name, user_id, session_id, own_state, app_state, user_state, row[1], stored_events
+            app_name,
+            user_id,
+            session_id,
+            own_state,
+            app_state,
+            user_state,
+            row[1],
+            stored_events,
+            row[5],
+            _metadata_sql.decode_labels(row[6], _session_key(*key)),
         )
 
     def _pg_events(self, key: _SessionKey, records: list[Any]) -> list[Event]:
@@ -2056,8 +2160,8 @@ class DatabaseSessionService(BaseSessionService):
     ) -> ListSessionsResponse:
         """A listing from rows of the sessions and of the scopes.
 
-        ``session_rows`` are (user_id, id, state, update_time), in list order; ``scope_rows``
-        are (user_id, state), user_id None for the app's.
+        ``session_rows`` are (user_id, id, state, update_time, display_name, labels JSON), in
+        list order; ``scope_rows`` are (user_id, state), user_id None for the app's.
         """
         scopes: dict[str | None, dict[str, Any]] = {}
         for scope_user, value in scope_rows:
@@ -2073,8 +2177,14 @@ class DatabaseSessionService(BaseSessionService):
         app_state = scopes.get(None) or {}
         states = _decode_states(app_name, rows)
         result = []
-        for (row_user, row_id, _, update_time), own in zip(rows, states, strict=True):
+        for (row_user, row_id, _, update_time, display_name, labels), own in zip(
+            rows, states, strict=True
+        ):
             epoch, marker = _stamp_fields(update_time)
+            if labels is not None:
+                labels = _metadata_sql.decode_labels(
+                    labels, _session_key(app_name, row_user, row_id)
+                )
             result.append(
                 Session._from_storage(
                     id=row_id,
@@ -2085,6 +2195,8 @@ class DatabaseSessionService(BaseSessionService):
                     events=[],
                     last_update_time=epoch,
                     marker=marker,
+                    display_name=display_name,
+                    labels=labels,
                 )
             )
         token = None
@@ -2137,6 +2249,8 @@ class DatabaseSessionService(BaseSessionService):
             return None
         key = (session.app_name, session.user_id, session.id)
         now = self._db_time(self._clock())
+        search_text = _search.text_of(event) if self._search_on else ""
+        sql = _mysql.write_sql(bool(scoped.session), bool(search_text))
 
         async def body(cur: Any) -> AppendOutcome | None:
             lock = _mysql.LOCK_WITH_STATE_SQL if scoped.session else _mysql.LOCK_SQL
@@ -2154,7 +2268,6 @@ class DatabaseSessionService(BaseSessionService):
                 except CorruptDataError:
                     await cur.connection.rollback()
                     raise
-                sql = _mysql.WRITE_WITH_STATE_SQL
                 params: tuple[Any, ...] = (
                     *head,
                     db_stamp,
@@ -2162,7 +2275,20 @@ class DatabaseSessionService(BaseSessionService):
                     *key,
                 )
             else:
-                sql, params = _mysql.WRITE_SQL, (*head, db_stamp, *key)
+                params = (*head, db_stamp, *key)
+            if search_text:
+                # search: the index row, in the same packet, before the COMMIT.
+                index = _search.index_params(
+                    "mysql", *key, (event.id, event.author, timestamp, search_text)
+                )
+                params += (
+                    *key,
+                    event.id,
+                    index["author"],
+                    float(timestamp),
+                    index["body"],
+                    index["terms"],
+                )
             try:
                 await cur.execute(sql, params)
                 await _mysql.results(cur)
@@ -2260,7 +2386,16 @@ class DatabaseSessionService(BaseSessionService):
         app_state, user_state = _decode_scopes(row[2], row[3], app_name, user_id)
         stored_events = self._pg_events(key, records)
         return self._session(
-            app_name, user_id, session_id, own_state, app_state, user_state, row[1], stored_events
+            app_name,
+            user_id,
+            session_id,
+            own_state,
+            app_state,
+            user_state,
+            row[1],
+            stored_events,
+            row[4],
+            _metadata_sql.decode_labels(row[5], _session_key(*key)),
         )
 
     async def _my_list(
@@ -2345,6 +2480,8 @@ _LITE_INSERT_EXPIRY = (
 )
 _LITE_DELETE_SESSION = (
     _LITE_DELETE_EXPIRY,
+    f"DELETE FROM openadk_session_labels WHERE {_LITE_EVENTS_OF}",
+    f"DELETE FROM openadk_session_metadata WHERE {_LITE_EVENTS_OF}",
     f"DELETE FROM events WHERE {_LITE_EVENTS_OF}",
     "DELETE FROM sessions WHERE app_name = ? AND user_id = ? AND id = ?",
 )
@@ -2355,13 +2492,37 @@ _LITE_INSERT_SESSION = (
     "INSERT INTO sessions (app_name, user_id, id, state, create_time, update_time) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
+# metadata: a session's title and labels, joined on the metadata table's primary key.
+_LITE_WITH_METADATA = (
+    "sessions s LEFT JOIN openadk_session_metadata m ON m.app_name = s.app_name "
+    "AND m.user_id = s.user_id AND m.session_id = s.id"
+)
 _LITE_GET_SESSION = (
-    f"SELECT s.state, s.update_time, ({_LITE_APP_STATE}), ({_LITE_USER_STATE}) "
-    f"FROM sessions s WHERE {_LITE_SESSION_KEY} AND {_LITE_LIVE}"
+    f"SELECT s.state, s.update_time, ({_LITE_APP_STATE}), ({_LITE_USER_STATE}), "
+    f"m.display_name, m.labels FROM {_LITE_WITH_METADATA} "
+    f"WHERE {_LITE_SESSION_KEY} AND {_LITE_LIVE}"
 )
 _LITE_LIST = (
-    f"SELECT s.user_id, s.id, s.state, s.update_time FROM sessions s "
-    f"WHERE s.app_name = ? AND {_LITE_LIVE}"
+    f"SELECT s.user_id, s.id, s.state, s.update_time, m.display_name, m.labels "
+    f"FROM {_LITE_WITH_METADATA} WHERE s.app_name = ? AND {_LITE_LIVE}"
+)
+_LITE_READ_METADATA = (
+    f"SELECT display_name, labels FROM openadk_session_metadata WHERE {_LITE_EVENTS_OF}"
+)
+_LITE_DELETE_METADATA = f"DELETE FROM openadk_session_metadata WHERE {_LITE_EVENTS_OF}"
+_LITE_DELETE_LABELS = f"DELETE FROM openadk_session_labels WHERE {_LITE_EVENTS_OF}"
+_LITE_INSERT_METADATA = (
+    "INSERT INTO openadk_session_metadata (app_name, user_id, session_id, display_name, labels) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+_LITE_INSERT_LABEL = (
+    "INSERT INTO openadk_session_labels (app_name, user_id, session_id, key, value) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+# search: the index row of an appended event; a session's rows, found by its scope token.
+_LITE_INDEX_EVENT = str(_search.INSERT["sqlite"].text)
+_LITE_UNINDEX_SESSION = (
+    f"DELETE FROM {_search.SEARCH_TABLE} WHERE {_search.SEARCH_TABLE} MATCH :match"
 )
 _LITE_LIST_SCOPES = (
     "SELECT NULL, state FROM app_states WHERE app_name = ? "

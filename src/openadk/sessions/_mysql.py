@@ -160,6 +160,24 @@ the same transaction (an index, a side table) go here, before COMMIT."""
 WRITE_WITH_STATE_SQL = WRITE_SQL.replace(
     "SET update_time = %s WHERE", "SET update_time = %s, state = %s WHERE"
 )
+INDEX_SQL = (
+    "INSERT IGNORE INTO openadk_event_search (app_name, user_id, session_id, event_id, author, "
+    "ts, body, terms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s); "
+)
+"""search: the event's index row; put before the COMMIT of `WRITE_SQL` (`write_sql`)."""
+
+
+def write_sql(with_state: bool, indexed: bool) -> str:
+    """`WRITE_SQL` or `WRITE_WITH_STATE_SQL`, with the index row's INSERT when ``indexed``.
+
+    The INSERT's parameters follow the UPDATE's: app, user, session, event id, author, ts,
+    text, words.
+    """
+    sql = WRITE_WITH_STATE_SQL if with_state else WRITE_SQL
+    if indexed:
+        sql = sql.replace("COMMIT", INDEX_SQL + "COMMIT")
+    return sql
+
 
 CREATE_SQL = (
     "INSERT IGNORE INTO app_states (app_name, state, update_time) VALUES (%s, '{}', %s); "
@@ -175,9 +193,16 @@ CREATE_SQL = (
 the scope states. ``ROW_COUNT()`` is 0 when the id exists: the transaction then wrote at most
 empty scope rows, which the SQLAlchemy path would make too."""
 
+_METADATA_OF = (
+    "FROM openadk_session_metadata m WHERE m.app_name = s.app_name AND m.user_id = s.user_id "
+    "AND m.session_id = s.id"
+)
+_METADATA_COLUMNS = f"(SELECT m.display_name {_METADATA_OF}), (SELECT m.labels {_METADATA_OF})"
+"""metadata: a session row's title and labels (JSON text), NULL when it has none."""
+
 SESSION_SQL = (
     "SELECT s.state, s.update_time, (SELECT state FROM app_states WHERE app_name = %s), "
-    "(SELECT state FROM user_states WHERE app_name = %s AND user_id = %s) "
+    f"(SELECT state FROM user_states WHERE app_name = %s AND user_id = %s), {_METADATA_COLUMNS} "
     f"FROM sessions s WHERE {_KEY} AND {_LIVE}"
 )
 
@@ -216,7 +241,7 @@ def list_sql(one_user: bool, after: bool, limit: bool) -> str:
     return (
         "SELECT NULL, state FROM app_states WHERE app_name = %s "
         f"UNION ALL SELECT user_id, state FROM user_states WHERE app_name = %s{users}; "
-        "SELECT s.user_id, s.id, s.state, s.update_time FROM sessions s "
+        f"SELECT s.user_id, s.id, s.state, s.update_time, {_METADATA_COLUMNS} FROM sessions s "
         f"WHERE s.app_name = %s AND {_LIVE}{sessions_filter} "
         f"ORDER BY s.update_time, s.user_id, s.id{cut}; COMMIT"
     )

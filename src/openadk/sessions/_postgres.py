@@ -145,12 +145,15 @@ _LIVE = (
 )
 
 
-def append_sql(session_delta: bool, app_delta: bool, user_delta: bool) -> str:
+def append_sql(
+    session_delta: bool, app_delta: bool, user_delta: bool, indexed: bool = False
+) -> str:
     """The common append as one statement; it returns 1 when it stored the event, else 0.
 
     Parameters: $1 app, $2 user, $3 session id, $4 now (expiry), $5 the handle's revision
     (update_time), $6 the new update time, $7 event id, $8 invocation id, $9 event JSON, then
-    the session, app and user deltas (JSON objects), each only when it is not empty.
+    the session, app and user deltas (JSON objects), each only when it is not empty, then
+    when ``indexed`` the event's search index row: author, timestamp (seconds), text, words.
 
     The session row is updated only at the handle's exact revision, when the session is live
     and (with a session delta) its state is a JSON object; every other statement reads ``upd``,
@@ -158,7 +161,8 @@ def append_sql(session_delta: bool, app_delta: bool, user_delta: bool) -> str:
     the statement, and nothing is written.
 
     Per-event statements that belong to the same transaction (an index, a side table) are
-    added here, in ``parts``, as further ``name AS (INSERT ... SELECT ... FROM upd)`` CTEs.
+    added here, in ``parts``, as further ``name AS (INSERT ... SELECT ... FROM upd)`` CTEs: the
+    search index row is one (``srch``), written only when the event is.
     """
     index = 10
     state = typed = ""
@@ -179,6 +183,15 @@ def append_sql(session_delta: bool, app_delta: bool, user_delta: bool) -> str:
         user_param = f"${index}" if user_delta else None
         parts.append(_scope_upsert("app_states", "app_name", "$1", app_param))
         parts.append(_scope_upsert("user_states", "app_name, user_id", "$1, $2", user_param))
+        index += int(user_delta)
+    if indexed:
+        author, ts, body, terms = (f"${index + i}" for i in range(4))
+        parts.append(
+            "srch AS (INSERT INTO openadk_event_search (app_name, user_id, session_id, "
+            "event_id, author, ts, body, terms) "
+            f"SELECT $1, $2, $3, $7, {author}::text, {ts}::float8, {body}::text, {terms}::text "
+            "FROM ins ON CONFLICT DO NOTHING)"
+        )
     return f"WITH {', '.join(parts)} SELECT count(*) FROM ins"
 
 
@@ -218,6 +231,26 @@ CREATE_SQL = (
 The scope rows a CTE inserts are not visible to the same statement's reads: a missing row
 there was just created empty."""
 
+CREATE_WITH_METADATA_SQL = CREATE_SQL.replace(
+    "RETURNING 1) ",
+    "RETURNING 1), "
+    "meta AS (INSERT INTO openadk_session_metadata (app_name, user_id, session_id, "
+    "display_name, labels) SELECT $1, $2, $3, $6::text, $7::jsonb FROM ses), "
+    "lab AS (INSERT INTO openadk_session_labels (app_name, user_id, session_id, key, value) "
+    "SELECT $1, $2, $3, l.key, l.value FROM ses, jsonb_each_text($7::jsonb) l) ",
+)
+"""`CREATE_SQL` that also stores a title ($6, text or NULL) and labels ($7, a JSON object),
+only when the session row is inserted."""
+
+_METADATA_OF = (
+    "FROM openadk_session_metadata m WHERE m.app_name = s.app_name AND m.user_id = s.user_id "
+    "AND m.session_id = s.id"
+)
+_METADATA_COLUMNS = (
+    f"(SELECT m.display_name {_METADATA_OF}), (SELECT m.labels::text {_METADATA_OF})"
+)
+"""A session row's title and labels (JSON text), NULL when it has none."""
+
 
 def get_sql(with_data: bool, after: bool, limit: bool) -> str:
     """The session row, its scopes and its (last ``limit``) events' keys, in one statement.
@@ -237,7 +270,7 @@ def get_sql(with_data: bool, after: bool, limit: bool) -> str:
         "(SELECT state::text FROM app_states WHERE app_name = $1), "
         "(SELECT state::text FROM user_states WHERE app_name = $1 AND user_id = $2), "
         f"ARRAY(SELECT ROW(e.id, e.invocation_id, e.timestamp, {data}) FROM events e "
-        f"WHERE {where} ORDER BY e.timestamp DESC, e.id DESC{cut}) "
+        f"WHERE {where} ORDER BY e.timestamp DESC, e.id DESC{cut}), {_METADATA_COLUMNS} "
         f"FROM sessions s WHERE s.app_name = $1 AND s.user_id = $2 AND s.id = $3 AND {_LIVE}"
     )
 
@@ -246,7 +279,7 @@ NO_EVENTS_GET_SQL = (
     "SELECT s.state::text, s.update_time, "
     "(SELECT state::text FROM app_states WHERE app_name = $1), "
     "(SELECT state::text FROM user_states WHERE app_name = $1 AND user_id = $2), "
-    "ARRAY[]::record[] "
+    f"ARRAY[]::record[], {_METADATA_COLUMNS} "
     f"FROM sessions s WHERE s.app_name = $1 AND s.user_id = $2 AND s.id = $3 AND {_LIVE}"
 )
 
@@ -259,10 +292,10 @@ EVENT_DATA_SQL = (
 def list_sql(one_user: bool, after: bool, limit: bool) -> str:
     """The app's state, the users' states and the sessions, in one statement.
 
-    Rows are (kind, user_id, id, state JSON, update_time): kind 0 the app, 1 a user, 2 a
-    session, sessions in list order. Parameters: $1 app, $2 now (expiry), then $3 the user when
-    ``one_user``, then three for the page position when ``after`` (time, user, id), then the
-    limit when ``limit``.
+    Rows are (kind, user_id, id, state JSON, update_time, display_name, labels JSON): kind 0
+    the app, 1 a user, 2 a session, sessions in list order. Parameters: $1 app, $2 now
+    (expiry), then $3 the user when ``one_user``, then three for the page position when
+    ``after`` (time, user, id), then the limit when ``limit``.
     """
     index = 3
     user_filter = ""
@@ -285,11 +318,12 @@ def list_sql(one_user: bool, after: bool, limit: bool) -> str:
     )
     return (
         "SELECT * FROM (SELECT 0 AS kind, NULL::varchar AS user_id, NULL::varchar AS id, "
-        "state::text AS state, NULL::timestamp AS update_time "
-        "FROM app_states WHERE app_name = $1 "
-        "UNION ALL SELECT 1, user_id, NULL, state::text, NULL FROM user_states "
+        "state::text AS state, NULL::timestamp AS update_time, NULL::text AS display_name, "
+        "NULL::text AS labels FROM app_states WHERE app_name = $1 "
+        "UNION ALL SELECT 1, user_id, NULL, state::text, NULL, NULL, NULL FROM user_states "
         f"WHERE app_name = $1{user_filter} "
-        "UNION ALL (SELECT 2, s.user_id, s.id, s.state::text, s.update_time FROM sessions s "
+        "UNION ALL (SELECT 2, s.user_id, s.id, s.state::text, s.update_time, "
+        f"{_METADATA_COLUMNS} FROM sessions s "
         f"WHERE s.app_name = $1 AND {live}{session_filter} "
         f"ORDER BY s.update_time, s.user_id, s.id{cut})) rows "
         "ORDER BY kind, update_time, user_id, id"

@@ -45,6 +45,7 @@ __all__ = [
     "index_exists",
     "parse_query",
     "search_rows",
+    "session_match",
     "snippet",
     "text_of",
     "unindex_events",
@@ -288,6 +289,11 @@ async def index_events(
 
 def _session_match(app_name: str, user_id: str, session_id: str) -> str:
     return f'scope : "{_scope(app_name, user_id, session_id)}"'
+
+
+def session_match(app_name: str, user_id: str, session_id: str) -> str:
+    """SQLite: the FTS5 MATCH expression of a session's index rows."""
+    return _session_match(app_name, user_id, session_id)
 
 
 async def unindex_events(

@@ -25,7 +25,7 @@ import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import event as sa_event
@@ -79,7 +79,7 @@ class Connection:
         self.raw = raw
         self._dispatch = dispatch
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> sqlite3.Cursor:
         trace = self._dispatch.before_cursor_execute
         if trace:
             trace(None, None, sql, params, None, False)
