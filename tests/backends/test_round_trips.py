@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from google.genai import types
 from sqlalchemy import event as sa_event
 
 from openadk.errors import StaleSessionError
@@ -26,6 +27,12 @@ URLS = {
 
 def _event(**delta: Any) -> Event:
     return Event(author="user", invocation_id="inv", actions=EventActions(state_delta=delta))
+
+
+def _text_event(text: str, **delta: Any) -> Event:
+    event = _event(**delta)
+    event.content = types.Content(role="user", parts=[types.Part(text=text)])
+    return event
 
 
 def _record(service: DatabaseSessionService, into: list[str]) -> None:
@@ -47,6 +54,9 @@ async def test_statements_per_operation(backend: str) -> None:
         await service.append_event(session, _event(k=1))
         appended = list(sent)
         sent.clear()
+        await service.append_event(session, _text_event("searchable words", k=2))
+        indexed = list(sent)
+        sent.clear()
         got = await service.get_session(
             app_name=app,
             user_id="u",
@@ -57,16 +67,60 @@ async def test_statements_per_operation(backend: str) -> None:
         sent.clear()
         listed = await service.list_sessions(app_name=app, user_id="u")
         assert len(sent) == 1
-    assert got is not None and got.state == {"k": 1} and len(got.events) == 1
+        hits = await service.search_events(app_name=app, query="searchable")
+    assert got is not None and got.state == {"k": 2} and len(got.events) == 2
+    assert [h.event_id for h in hits.hits] == [got.events[1].id]
     assert len(listed.sessions) == 1
     assert len(created) == 1 and len(read) == 1
     if backend == "postgres":
-        # One statement: the conditional UPDATE, the INSERT and the upserts as CTEs.
+        # One statement: the conditional UPDATE, the INSERT and the upserts as CTEs; with
+        # text, the search index row is one more CTE of the same statement.
         assert len(appended) == 1 and appended[0].startswith("WITH upd AS (UPDATE sessions")
+        assert "openadk_event_search" not in appended[0]
+        assert len(indexed) == 1 and indexed[0].startswith("WITH upd AS (UPDATE sessions")
+        assert "srch AS (INSERT INTO openadk_event_search" in indexed[0]
     else:
-        # The locking read, then INSERT; UPDATE; COMMIT in one packet.
-        assert len(appended) == 2 and appended[0].endswith("FOR UPDATE")
-        assert appended[1].startswith("INSERT INTO events") and appended[1].endswith("COMMIT")
+        # The locking read, then INSERT; UPDATE; COMMIT in one packet; the index row's
+        # INSERT goes in the same packet, before COMMIT.
+        for trips in (appended, indexed):
+            assert len(trips) == 2 and trips[0].endswith("FOR UPDATE")
+            assert trips[1].startswith("INSERT INTO events") and trips[1].endswith("COMMIT")
+        assert "openadk_event_search" not in appended[1]
+        assert "INSERT IGNORE INTO openadk_event_search" in indexed[1]
+
+
+@pytest.mark.parametrize("backend", list(URLS))
+async def test_titles_and_labels_cost_no_extra_round_trip(backend: str) -> None:
+    async with DatabaseSessionService(URLS[backend]) as service:
+        app = f"meta-{uuid.uuid4().hex[:8]}"
+        await service.prepare_tables()
+        sent: list[str] = []
+        _record(service, sent)
+        session = await service.create_session(
+            app_name=app, user_id="u", display_name="Title", labels={"env": "prod", "t": "1"}
+        )
+        created = list(sent)
+        sent.clear()
+        got = await service.get_session(app_name=app, user_id="u", session_id=session.id)
+        read = list(sent)
+        sent.clear()
+        listed = await service.list_sessions(app_name=app)
+        assert len(sent) == 1
+        filtered = await service.list_sessions(app_name=app, labels={"env": "prod"})
+    assert (session.display_name, session.labels) == ("Title", {"env": "prod", "t": "1"})
+    assert got is not None and (got.display_name, got.labels) == (
+        session.display_name,
+        session.labels,
+    )
+    assert [(s.display_name, s.labels) for s in listed.sessions] == [("Title", session.labels)]
+    assert [s.id for s in filtered.sessions] == [session.id]
+    assert len(read) == 1
+    if backend == "postgres":
+        # The session, its title and its labels in one statement.
+        assert len(created) == 1 and "INSERT INTO openadk_session_labels" in created[0]
+    else:
+        # MariaDB: a create with a title or labels takes the SQLAlchemy path.
+        assert any("openadk_session_labels" in statement for statement in created)
 
 
 @pytest.mark.parametrize("backend", list(URLS))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.genai import types
 from sqlalchemy import event as sa_event
 
 from openadk.events import Event, EventActions
@@ -28,24 +29,62 @@ def _record(service: DatabaseSessionService, into: list[tuple[str, str]]) -> Non
         into.append((threading.current_thread().name, statement.split()[0]))
 
 
+def _text_event(text: str, **delta: Any) -> Event:
+    event = _event(**delta)
+    event.content = types.Content(role="user", parts=[types.Part(text=text)])
+    return event
+
+
 @pytest.mark.asyncio
 async def test_each_operation_runs_on_its_thread(tmp_path: Path) -> None:
     async with DatabaseSessionService(f"sqlite+aiosqlite:///{tmp_path / 's.db'}") as service:
-        session = await service.create_session(app_name="a", user_id="u", state={"k": 0})
+        await service.prepare_tables()
         seen: list[tuple[str, str]] = []
         _record(service, seen)
-        await service.append_event(session, _event(k=1, **{"user:n": 1}))
+        session = await service.create_session(
+            app_name="a", user_id="u", state={"k": 0}, display_name="T", labels={"env": "x"}
+        )
+        created = list(seen)
+        seen.clear()
+        await service.append_event(session, _text_event("hello there", k=1, **{"user:n": 1}))
         writes = list(seen)
         seen.clear()
         got = await service.get_session(app_name="a", user_id="u", session_id=session.id)
-        await service.list_sessions(app_name="a")
+        listed = await service.list_sessions(app_name="a")
+        reads = list(seen)
+        hits = await service.search_events(app_name="a", query="hello")
     assert got is not None and got.state == {"k": 1, "user:n": 1}
-    # The whole append (the session row read, INSERT, UPDATE, the user state) on the writer.
+    assert (got.display_name, got.labels) == ("T", {"env": "x"})
+    assert [(s.display_name, s.labels) for s in listed.sessions] == [("T", {"env": "x"})]
+    assert [h.event_id for h in hits.hits] == [got.events[0].id]
+    # The create (scope rows, session row, scope states), its title and its label in one
+    # transaction on the writer.
+    assert {thread for thread, _ in created} == {"openadk-sqlite-writer"}
+    verbs = ["BEGIN", "INSERT", "INSERT", "INSERT", "SELECT", "INSERT", "INSERT", "COMMIT"]
+    assert [verb for _, verb in created] == verbs
+    # The whole append (the session row read, INSERT, UPDATE, the user state, the search
+    # index row) on the writer.
     assert {thread for thread, _ in writes} == {"openadk-sqlite-writer"}
-    # BEGIN, the session row, the event, the session, the scope rows, the user state, COMMIT.
+    # BEGIN, the session row, the event, the session, the scope rows, the user state, the
+    # index row, COMMIT.
     verbs = ["BEGIN", "SELECT", "INSERT", "UPDATE", "INSERT", "INSERT", "SELECT", "UPDATE"]
-    assert [verb for _, verb in writes] == [*verbs, "COMMIT"]
-    assert {thread for thread, _ in seen} == {"openadk-sqlite-reader"}
+    assert [verb for _, verb in writes] == [*verbs, "INSERT", "COMMIT"]
+    # get and list read the title and labels in their own statements (a join), on the reader.
+    assert {thread for thread, _ in reads} == {"openadk-sqlite-reader"}
+    # get: the session row with its scopes and metadata, the events' keys, the uncached events'
+    # data; list: the sessions with their metadata, the scopes.
+    get_verbs = ["BEGIN", "SELECT", "SELECT", "SELECT", "COMMIT"]
+    assert [verb for _, verb in reads] == [*get_verbs, "BEGIN", "SELECT", "SELECT", "COMMIT"]
+
+
+@pytest.mark.asyncio
+async def test_an_event_without_text_has_no_index_row(tmp_path: Path) -> None:
+    async with DatabaseSessionService(f"sqlite+aiosqlite:///{tmp_path / 's.db'}") as service:
+        session = await service.create_session(app_name="a", user_id="u")
+        seen: list[tuple[str, str]] = []
+        _record(service, seen)
+        await service.append_event(session, _event(k=1))
+    assert [verb for _, verb in seen] == ["BEGIN", "SELECT", "INSERT", "UPDATE", "COMMIT"]
 
 
 @pytest.mark.asyncio
