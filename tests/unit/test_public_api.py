@@ -43,6 +43,7 @@ EXPECTED = {
     openadk.errors: [
         "AlreadyExistsError",
         "CorruptDataError",
+        "InvocationNotFoundError",
         "OpenAdkError",
         "SessionNotFoundError",
         "StaleSessionError",
