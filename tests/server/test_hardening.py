@@ -289,7 +289,7 @@ async def test_405_names_the_methods_of_the_path() -> None:
     async with client_of(create_app(InMemorySessionService()), LOCAL) as http:
         for path, allowed in (
             (f"{PARENT}/sessions", "GET, POST"),
-            (f"{PARENT}/sessions/s1", "DELETE, GET"),
+            (f"{PARENT}/sessions/s1", "DELETE, GET, PATCH"),
             (f"{PARENT}/sessions/s1:appendEvent", "POST"),
             ("/signin", "POST"),
             ("/readyz", "GET"),

@@ -32,6 +32,8 @@ EXPECTED = {
         "InMemorySessionService",
         "ListEventsResponse",
         "ListSessionsResponse",
+        "SearchEventsResponse",
+        "SearchHit",
         "Session",
         "SessionNotFoundError",
         "StaleSessionError",
@@ -41,6 +43,7 @@ EXPECTED = {
     openadk.errors: [
         "AlreadyExistsError",
         "CorruptDataError",
+        "InvocationNotFoundError",
         "OpenAdkError",
         "SessionNotFoundError",
         "StaleSessionError",

@@ -110,6 +110,9 @@ _EVENT_PAGE_MAX = 1000
 _MAX_OPERATIONS = 10_000
 _STALE_RETRIES = 5
 _VERSIONS = ("v1beta1", "v1")
+_UPDATE_MASK = (
+    r"^\s*((displayName|display_name|labels)(\s*,\s*(displayName|display_name|labels))*)?\s*$"
+)
 _PATCHABLE = {
     "displayName": "display_name",
     "display_name": "display_name",
@@ -377,9 +380,12 @@ class _Server:
                         "displayName and labels can be changed.",
                     )
                 fields.add(name)
-        if not fields:
-            raise ApiError(400, "Nothing to update: give displayName or labels (and updateMask).")
         session = await self.find(parent, session_id, user_id)
+        if not fields:
+            # Nothing named: the session as it is.
+            return JSONResponse(
+                self.session_json(parent, session), headers=self.revision_headers(session)
+            )
         changes: dict[str, Any] = {}
         if "display_name" in fields:
             changes["display_name"] = body.display_name
@@ -706,8 +712,18 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
     )
     async def search_sessions(
         parent: _Parent,
-        query: Annotated[str, Query(max_length=4096)],
-        user_id: Annotated[str | None, Query(alias="userId", max_length=128)] = None,
+        query: Annotated[
+            str,
+            Query(
+                max_length=4096,
+                description="Words to look for (all must occur); other characters are text.",
+                json_schema_extra={"pattern": "[A-Za-z0-9]"},
+            ),
+        ],
+        user_id: Annotated[
+            str | None,
+            Query(alias="userId", max_length=128, json_schema_extra={"pattern": KEY}),
+        ] = None,
         page_size: Annotated[int | None, Query(alias="pageSize")] = None,
         page_token: Annotated[str | None, Query(alias="pageToken", max_length=4096)] = None,
     ) -> JSONResponse:
@@ -741,6 +757,7 @@ def _router(server: _Server, parent_dep: Callable[..., Awaitable[Parent]]) -> AP
                 alias="updateMask",
                 max_length=256,
                 description="Comma-separated: displayName, labels (all given fields when absent).",
+                json_schema_extra={"pattern": _UPDATE_MASK},
             ),
         ] = None,
         user: _UserHeader = None,

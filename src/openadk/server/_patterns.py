@@ -67,8 +67,9 @@ HEADER_KEY = f"^{_HEADER_START}(?: |%20|{_HEADER_CHAR})*$"
 _QUOTED = r'"(?:[^"\\\x00\s]|\\[^\x00\s])(?:[^"\\\x00]|\\[^\x00]){0,127}"'
 _BARE = r'[^\s"=<>\x00]{1,128}'
 _SESSIONS_TERM = (
-    rf"(?:(?:user_id|userId|labels\.[A-Za-z0-9_-]+)\s*=\s*(?:{_QUOTED}|{_BARE})"
-    rf"|(?:update_time|updateTime)\s*(?:>=|<=|>|<|=)\s*(?:{_QUOTED}|{_BARE}))"
+    rf"(?:(?:user_id|userId)\s*=\s*(?:{_QUOTED}|{_BARE})"
+    r'|labels\.[a-z][a-z0-9_-]{0,62}\s*=\s*(?:"[a-z0-9_-]{0,63}"|[a-z0-9_-]{1,63})'
+    rf'|(?:update_time|updateTime)\s*(?:>=|<=|>|<|=)\s*"{RFC3339[1:-1]}")'
 )
 SESSIONS_FILTER = rf"^\s*(?:{_SESSIONS_TERM}(?:\s+AND\s+{_SESSIONS_TERM})*\s*)?$"
 """Terms joined with AND: ``user_id="..."``, ``labels.KEY="VALUE"``, ``update_time>="..."``."""

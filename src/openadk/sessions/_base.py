@@ -831,7 +831,7 @@ class BaseSessionService(abc.ABC):
             ValueError: A query without any word, a bad limit or page token.
             NotImplementedError: The backend has no search.
         """
-        from openadk.sessions._search import parse_query
+        from openadk.sessions._search_text import parse_query
 
         check_key(app_name, "app_name")
         if user_id is not None:

@@ -30,7 +30,7 @@ from openadk.sessions._base import (
 )
 from openadk.sessions._json import copy_json
 from openadk.sessions._metadata import SessionMetadata, Unset, fork_labels
-from openadk.sessions._search import MemoryIndex, event_text, snippet
+from openadk.sessions._search_text import MemoryIndex, event_text, snippet
 from openadk.sessions._session import (
     GetSessionConfig,
     ListEventsResponse,
