@@ -205,7 +205,7 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
     label.add_argument("--app", default=None, metavar="NAME", help=app_help)
     label.add_argument("--user", required=True, metavar="ID", help="the session's user")
     label.add_argument("session_id", metavar="SESSION_ID", help="the session to label")
-    label.add_argument("changes", nargs="*", metavar="KEY=VALUE", help="a label to set (or change)")
+    label.add_argument("changes", nargs="*", metavar="KEY=VALUE", help="labels to set")
     label.add_argument(
         "--remove", action="append", default=[], metavar="KEY", help="remove this label"
     )
@@ -213,7 +213,7 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
     rename = verb("rename", "give a session a title", "Sets (or with '' removes) the title.")
     rename.add_argument("--app", default=None, metavar="NAME", help=app_help)
     rename.add_argument("--user", required=True, metavar="ID", help="the session's user")
-    rename.add_argument("session_id", metavar="SESSION_ID", help="the session to rename")
+    rename.add_argument("session_id", metavar="SESSION_ID", help="the session to title")
     rename.add_argument("title", metavar="TITLE", help="the new title ('' removes it)")
 
     fork = verb(
@@ -225,13 +225,10 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
     )
     fork.add_argument("--app", default=None, metavar="NAME", help=app_help)
     fork.add_argument("--user", required=True, metavar="ID", help="the session's user")
-    fork.add_argument("session_id", metavar="SESSION_ID", help="the session to copy")
+    fork.add_argument("session_id", metavar="SESSION_ID", help="the session to fork")
     fork.add_argument("--new-id", default=None, metavar="ID", help="the fork's id")
     fork.add_argument(
-        "--up-to",
-        default=None,
-        metavar="INVOCATION_ID",
-        help="the last invocation to copy (default: all of them)",
+        "--up-to", default=None, metavar="INVOCATION_ID", help="the last invocation to copy"
     )
 
     migrate = commands.add_parser(
