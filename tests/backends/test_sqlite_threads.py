@@ -180,3 +180,24 @@ async def test_uuid_sessions_and_resume_return_their_events(tmp_path: Path) -> N
             app_name="a", user_id="u", session_id=sid, state={"k": 2}
         )
     assert resumed.state == {"k": 2} and len(resumed.events) == 1
+
+
+@pytest.mark.asyncio
+async def test_an_expired_id_reused_starts_without_its_labels_or_index_rows(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    async with DatabaseSessionService(
+        f"sqlite+aiosqlite:///{tmp_path / 's.db'}", clock=lambda: now[0]
+    ) as service:
+        old = await service.create_session(
+            app_name="a", user_id="u", session_id="s", ttl=60, labels={"env": "old"}
+        )
+        await service.append_event(old, _text_event("forgotten words"))
+        now[0] += 120
+        # The create purges the expired session (on the writer thread) and starts a new one.
+        new = await service.create_session(app_name="a", user_id="u", session_id="s")
+        got = await service.get_session(app_name="a", user_id="u", session_id="s")
+        hits = await service.search_events(app_name="a", query="forgotten")
+        listed = await service.list_sessions(app_name="a", labels={"env": "old"})
+    assert new.labels == {} and new.events == []
+    assert got is not None and got.labels == {} and got.display_name is None
+    assert hits.hits == [] and listed.sessions == []
