@@ -18,16 +18,17 @@ Each database gets:
    driver (aiosqlite / asyncpg / aiomysql) and through SQLAlchemy Core on an async engine with
    the settings the services use (SQLite: WAL, synchronous=NORMAL, ``BEGIN IMMEDIATE`` like
    openadk; servers: ``pool_pre_ping=True`` like both libraries).
-1. ``create_session`` (1,000 per library, one app, one user: these are the sessions listed in 5).
+1. ``create_session`` (300 per library, one app, one user: these are the sessions listed in 5).
 2. ``append_event`` on one growing session (500 timed appends; each event has 200 characters of
    text and a small ``state_delta``; the same session handle is kept, as both libraries' stale
    checks require), then 500 more untimed to make a 1,000-event session.
 3. ``get_session`` of that 1,000-event session (full history).
-4. ``get_session(config=GetSessionConfig(num_recent_events=10))`` on a 10-event session and on a
-   10,000-event session (built through each library's own ``append_event``).
-5. ``list_sessions`` over the 1,000 sessions of 1.
-6. 16 concurrent writers (``asyncio.gather``) on 16 sessions, 40 appends each.
-7. 16 concurrent writers on ONE session, 20 appends each, every writer holding its own handle
+4. ``get_session(config=GetSessionConfig(num_recent_events=10))`` on a 10-event session (read
+   every turn) and on the 1,000-event session of 2, read by an openadk service with its parsed-event
+   cache off (``event_cache_size=0``: every read parses what it returns, as a fresh service would).
+5. ``list_sessions`` over the 300 sessions of 1.
+6. 32 concurrent writers (``asyncio.gather``) on 32 sessions, 20 appends each.
+7. 32 concurrent writers on ONE session, 10 appends each, every writer holding its own handle
    (as separate workers would). openadk uses a second service with ``on_stale="merge"``.
    google-adk has no merge mode: a writer that gets ``StaleSessionError`` (or another error)
    re-reads its handle with ``get_session(config=GetSessionConfig(num_recent_events=10))`` and
@@ -41,9 +42,13 @@ Each database gets:
 
 Single-call operations are timed per call with ``time.perf_counter`` in alternating blocks (the
 library that goes first alternates from block to block); the table shows ops/s (calls / summed
-call time), p50 and p99 per call, and the ratio openadk ops/s / google-adk ops/s. Concurrent
+call time), p50 and p99 per call, the ratio openadk ops/s / google-adk ops/s, and the process CPU
+time per operation (``time.process_time`` over each library's blocks, every thread included: what
+a server handling many users pays). google-adk runs with ``pool_pre_ping=True`` on servers (its
+default); openadk with its own defaults. Concurrent
 operations show completed appends / wall time and per-append latency (including retries).
-A summary at the end checks the DESIGN targets per database and says MET / NOT MET.
+A summary at the end checks the targets of issue 12 per database and says MET / NOT MET, prints
+the ratio table of docs/benchmarks.md and draws it as docs/benchmarks.png (``--png``).
 
 How to run (on 2 cores: about 3 minutes for SQLite + PostgreSQL, about 4 with --mysql)::
 
@@ -51,8 +56,8 @@ How to run (on 2 cores: about 3 minutes for SQLite + PostgreSQL, about 4 with --
     .venv/bin/python benchmarks/bench_database.py --mysql     # ... + MariaDB/MySQL
     .venv/bin/python benchmarks/bench_database.py --sqlite-only --quick   # smoke run
 
-Only ``time.perf_counter`` is used; there are no benchmark dependencies beyond the drivers the
-dev environment has (aiosqlite, asyncpg, aiomysql).
+Timing uses ``time.perf_counter`` and ``time.process_time``; the chart needs matplotlib (in the
+``dev`` extra); the drivers are the dev environment's (aiosqlite, asyncpg, aiomysql).
 """
 
 from __future__ import annotations
@@ -66,12 +71,14 @@ import platform
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -95,7 +102,7 @@ from openadk.sessions import StaleSessionError as OpenStaleSessionError
 USER = "bench_user"
 LIST_USER = "bench_list_user"
 WARM_USER = "bench_warm_user"
-WRITERS = 16
+WRITERS = 32
 MAX_RETRIES = 50
 TEXT = ("The quick brown fox jumps over the lazy dog while the agent ponders state. " * 3)[:200]
 PAYLOAD = TEXT
@@ -181,11 +188,11 @@ class Sizes:
 
     @classmethod
     def full(cls) -> Sizes:
-        return cls(500, 1_000, 500, 1_000, 40, 10_000, 300, 40, 40, 20)
+        return cls(500, 300, 500, 1_000, 40, 1_000, 300, 60, 20, 10)
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(50, 100, 50, 100, 5, 500, 30, 5, 5, 5)
+        return cls(50, 30, 50, 100, 5, 100, 30, 5, 5, 5)
 
 
 # Statistics --------------------------------------------------------------------------------------
@@ -206,15 +213,27 @@ class Stats:
     p50: float
     p99: float
     n: int
+    cpu: float = math.nan
+    """Process CPU seconds per operation (every thread of the process: SQLite's too)."""
 
     @classmethod
-    def of(cls, samples: list[float], wall: float | None = None, count: int | None = None) -> Stats:
-        """From per-call times; ``wall`` and ``count`` for concurrent runs (count / wall)."""
+    def of(
+        cls,
+        samples: list[float],
+        wall: float | None = None,
+        count: int | None = None,
+        cpu: float | None = None,
+    ) -> Stats:
+        """From per-call times; ``wall`` and ``count`` for concurrent runs (count / wall).
+
+        ``cpu`` is the CPU time the calls took in all (`time.process_time`).
+        """
         ordered = sorted(samples)
         total = wall if wall is not None else sum(samples)
         done = count if count is not None else len(samples)
         rate = done / total if total > 0 else math.nan
-        return cls(rate, percentile(ordered, 50), percentile(ordered, 99), done)
+        per_op = cpu / done if cpu is not None and done else math.nan
+        return cls(rate, percentile(ordered, 50), percentile(ordered, 99), done, per_op)
 
 
 @dataclass
@@ -229,6 +248,11 @@ class Row:
         """openadk ops/s / google-adk ops/s."""
         return self.stats["open"].ops_per_s / self.stats["adk"].ops_per_s
 
+    @property
+    def cpu_ratio(self) -> float:
+        """google-adk CPU per op / openadk CPU per op (how much less CPU openadk uses)."""
+        return self.stats["adk"].cpu / self.stats["open"].cpu
+
 
 @dataclass
 class ConcResult:
@@ -238,6 +262,7 @@ class ConcResult:
     expected: int
     wall: float
     latencies: list[float]
+    cpu: float = 0.0
     errors: Counter[str] = field(default_factory=Counter)
     retries: Counter[str] = field(default_factory=Counter)
     stored: int = 0
@@ -275,6 +300,7 @@ class DbReport:
     """Everything measured on one database."""
 
     label: str
+    kind: str = ""
     rows: dict[str, Row] = field(default_factory=dict)
     floors: list[tuple[str, Stats]] = field(default_factory=list)
     verdict_floor: str = ""
@@ -288,22 +314,39 @@ class DbReport:
 # Timing helpers ----------------------------------------------------------------------------------
 
 
+CPU: dict[str, float] = {}
+"""CPU seconds of the last `interleaved` run, by key."""
+
+
 async def interleaved(
     calls: dict[str, Call], n: int, block: int, shift: int
 ) -> dict[str, list[float]]:
-    """Runs ``n`` calls of each entry in blocks, rotating which goes first each block."""
+    """Runs ``n`` calls of each entry in blocks, rotating which goes first each block.
+
+    Also sums each entry's process CPU time into `CPU` (block by block, so the other library's
+    calls are never counted).
+    """
     keys = list(calls)
     samples: dict[str, list[float]] = {key: [] for key in keys}
+    CPU.clear()
+    CPU.update(dict.fromkeys(keys, 0.0))
     for b, start in enumerate(range(0, n, block)):
         r = (b + shift) % len(keys)
         gc.collect()
         for key in keys[r:] + keys[:r]:
             call, sink = calls[key], samples[key]
+            c0 = time.process_time()
             for i in range(start, min(n, start + block)):
                 t0 = time.perf_counter()
                 await call(i)
                 sink.append(time.perf_counter() - t0)
+            CPU[key] += time.process_time() - c0
     return samples
+
+
+def stats_of(samples: dict[str, list[float]]) -> dict[str, Stats]:
+    """Stats of an `interleaved` run, with its CPU times."""
+    return {key: Stats.of(value, cpu=CPU.get(key)) for key, value in samples.items()}
 
 
 def fmt_rate(rate: float) -> str:
@@ -336,7 +379,7 @@ class Backend:
     mysql: dict[str, Any] = field(default_factory=dict)
 
     def engine_kwargs(self) -> dict[str, Any]:
-        """Engine settings both libraries use by default on this database."""
+        """google-adk's engine settings on this database (openadk runs with its defaults)."""
         return {} if self.kind == "sqlite" else {"pool_pre_ping": True}
 
 
@@ -543,6 +586,8 @@ class Services:
 
     by_key: dict[str, Any]
     merge: Any
+    uncached: Any
+    """openadk with its parsed-event cache off: every read parses what it returns."""
 
 
 async def bench_create(svcs: Services, sizes: Sizes, shift: int, report: DbReport) -> None:
@@ -563,9 +608,7 @@ async def bench_create(svcs: Services, sizes: Sizes, shift: int, report: DbRepor
     samples = await interleaved(
         {lib.key: creator(lib) for lib in LIBS}, sizes.create, max(1, sizes.create // 10), shift
     )
-    report.rows["create"] = Row(
-        f"create_session ({sizes.create})", {k: Stats.of(v) for k, v in samples.items()}
-    )
+    report.rows["create"] = Row(f"create_session ({sizes.create})", stats_of(samples))
 
 
 async def bench_append_and_history(
@@ -596,7 +639,7 @@ async def bench_append_and_history(
     samples = await interleaved(calls, sizes.append, max(1, sizes.append // 10), shift)
     report.rows["append"] = Row(
         f"append_event (growing session, {sizes.append} appends)",
-        {k: Stats.of(v) for k, v in samples.items()},
+        stats_of(samples),
     )
     # Grow to `history` events, untimed.
     for lib in LIBS:
@@ -624,7 +667,7 @@ async def bench_get_full(
     samples = await interleaved(calls, sizes.get_full, max(1, sizes.get_full // 8), shift)
     report.rows["get_full"] = Row(
         f"get_session ({sizes.history:,} events, full)",
-        {k: Stats.of(v) for k, v in samples.items()},
+        stats_of(samples),
     )
     # Same schema: each library reads the other's session.
     for reader, writer in ((OPEN, ADK), (ADK, OPEN)):
@@ -647,51 +690,36 @@ async def build_session(lib: Lib, service: Any, app: str, n: int) -> str:
     return str(session.id)
 
 
-async def bench_recent(svcs: Services, sizes: Sizes, shift: int, report: DbReport) -> None:
+async def bench_recent(
+    svcs: Services, sizes: Sizes, shift: int, report: DbReport, ids: dict[str, str]
+) -> None:
+    """Recent-10 reads: a 10-event session read every turn (warm), and the last 10 of the
+    1,000-event session by openadk with its event cache off (every read parses its events)."""
     small = {
         lib.key: await build_session(lib, svcs.by_key[lib.key], lib.app("r10"), 10) for lib in LIBS
     }
-    # The big sessions, built through each library's append_event in alternating chunks.
-    big_handles: dict[str, Any] = {}
-    for lib in LIBS:
-        big_handles[lib.key] = await svcs.by_key[lib.key].create_session(
-            app_name=lib.app("rbig"), user_id=USER
-        )
-    t0 = time.perf_counter()
-    chunk = 500
-    build_time: Counter[str] = Counter()
-    for start in range(0, sizes.big, chunk):
-        for lib in LIBS if (start // chunk) % 2 == 0 else LIBS[::-1]:
-            service, handle = svcs.by_key[lib.key], big_handles[lib.key]
-            evs = [make_event(lib, i, "big") for i in range(start, min(sizes.big, start + chunk))]
-            t1 = time.perf_counter()
-            for ev in evs:
-                await service.append_event(handle, ev)
-            build_time[lib.key] += time.perf_counter() - t1
-    report.notes.append(
-        f"setup: {sizes.big:,}-event sessions built through append_event in "
-        f"{time.perf_counter() - t0:.1f} s (google-adk {build_time['adk']:.1f} s = "
-        f"{sizes.big / build_time['adk']:,.0f}/s, openadk {build_time['open']:.1f} s = "
-        f"{sizes.big / build_time['open']:,.0f}/s)"
-    )
-    big = {key: str(handle.id) for key, handle in big_handles.items()}
-    big_handles.clear()
-
-    for label, ids, size in (("r10", small, 10), ("rbig", big, sizes.big)):
-        calls = {lib.key: recent_getter(svcs, lib, label, ids[lib.key]) for lib in LIBS}
+    for label, purpose, chosen, size, uncached in (
+        ("r10", "r10", small, 10, False),
+        ("rbig", "hist", ids, sizes.history, True),
+    ):
+        calls = {
+            lib.key: recent_getter(svcs, lib, purpose, chosen[lib.key], uncached) for lib in LIBS
+        }
         for warm in calls.values():
             for i in range(3):
                 await warm(i)
         samples = await interleaved(calls, sizes.recent, max(1, sizes.recent // 10), shift)
+        how = "openadk uncached" if uncached else "read every turn"
         report.rows[label] = Row(
-            f"get_session(num_recent_events=10), {size:,}-event session",
-            {k: Stats.of(v) for k, v in samples.items()},
+            f"get_session(num_recent_events=10), {size:,}-event session ({how})",
+            stats_of(samples),
         )
 
 
-def recent_getter(svcs: Services, lib: Lib, purpose: str, sid: str) -> Call:
+def recent_getter(svcs: Services, lib: Lib, purpose: str, sid: str, uncached: bool) -> Call:
     """A call of get_session(num_recent_events=10) on one of ``lib``'s sessions."""
-    service, app = svcs.by_key[lib.key], lib.app(purpose)
+    service = svcs.uncached if uncached and lib is OPEN else svcs.by_key[lib.key]
+    app = lib.app(purpose)
     config = lib.config_cls(num_recent_events=10)
 
     async def call(_i: int) -> None:
@@ -721,7 +749,7 @@ async def bench_list(svcs: Services, sizes: Sizes, shift: int, report: DbReport)
     samples = await interleaved(calls, sizes.list_calls, max(1, sizes.list_calls // 8), shift)
     report.rows["list"] = Row(
         f"list_sessions ({sizes.create:,} sessions, one user)",
-        {k: Stats.of(v) for k, v in samples.items()},
+        stats_of(samples),
     )
 
 
@@ -750,9 +778,10 @@ async def many_sessions_run(lib: Lib, service: Any, per_writer: int) -> ConcResu
             result.latencies.append(time.perf_counter() - t0)
 
     gc.collect()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     await asyncio.gather(*(writer(k) for k in range(WRITERS)))
     result.wall = time.perf_counter() - t0
+    result.cpu = time.process_time() - c0
     for handle in handles:
         stored = await service.get_session(app_name=app, user_id=USER, session_id=handle.id)
         result.stored += len(stored.events)
@@ -770,11 +799,24 @@ def commit_order(engine: AsyncEngine, app: str) -> Iterator[list[str]]:
     they commit, so the order COMMITs are issued in is the order they take effect.
     """
     order: list[str] = []
+    # openadk's SQLite engine reports its statements (BEGIN/COMMIT too) with no connection or
+    # context, from the thread that owns its connection: tracked by thread.
+    pending: dict[int, str] = {}
 
     def on_execute(
-        conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+        conn: Any, _cursor: Any, statement: str, params: Any, context: Any, _many: bool
     ) -> None:
-        if statement.lstrip()[:18].upper() == "INSERT INTO EVENTS" and context is not None:
+        head = statement.lstrip()[:18].upper()
+        if context is None and conn is None:
+            thread = threading.get_ident()
+            if head == "INSERT INTO EVENTS" and params[1] == app:
+                pending[thread] = params[0]
+            elif head == "COMMIT" and thread in pending:
+                order.append(pending.pop(thread))
+            elif head == "ROLLBACK":
+                pending.pop(thread, None)
+            return
+        if head == "INSERT INTO EVENTS" and context is not None:
             params = context.compiled_parameters[0]
             if params.get("app_name") == app:
                 conn.info["bench_event_id"] = params["id"]
@@ -850,9 +892,10 @@ async def one_session_run(
 
     gc.collect()
     with commit_order(engine_of(service), app) as committed:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await asyncio.gather(*(writer(k) for k in range(WRITERS)))
         result.wall = time.perf_counter() - t0
+        result.cpu = time.process_time() - c0
     stored = await reader.get_session(app_name=app, user_id=USER, session_id=sid)
     stored_ids = [ev.id for ev in stored.events]
     result.stored = len(stored_ids)
@@ -873,7 +916,7 @@ async def bench_concurrency(svcs: Services, sizes: Sizes, shift: int, report: Db
     report.conc["many"] = many
     report.rows["many"] = Row(
         f"{WRITERS} writers x {WRITERS} sessions x {sizes.many_per_writer} appends",
-        {k: Stats.of(r.latencies, wall=r.wall, count=r.ok) for k, r in many.items()},
+        {k: Stats.of(r.latencies, wall=r.wall, count=r.ok, cpu=r.cpu) for k, r in many.items()},
     )
     one: dict[str, ConcResult] = {}
     for lib in order[::-1]:
@@ -889,7 +932,7 @@ async def bench_concurrency(svcs: Services, sizes: Sizes, shift: int, report: Db
     report.conc["one"] = one
     report.rows["one"] = Row(
         f"{WRITERS} writers x ONE session x {sizes.one_per_writer} appends",
-        {k: Stats.of(r.latencies, wall=r.wall, count=r.ok) for k, r in one.items()},
+        {k: Stats.of(r.latencies, wall=r.wall, count=r.ok, cpu=r.cpu) for k, r in one.items()},
     )
 
 
@@ -905,22 +948,28 @@ async def pragmas(engine: AsyncEngine) -> str:
 
 
 async def run_database(backend: Backend, sizes: Sizes, index: int) -> DbReport:
-    report = DbReport(backend.label)
+    report = DbReport(backend.label, backend.kind)
     print(f"\n=== {backend.label} ===", flush=True)
     kwargs = backend.engine_kwargs()
     svcs = Services(
         {
             "adk": AdkDatabaseSessionService(backend.url, **kwargs),
-            "open": OpenDatabaseSessionService(backend.url, **kwargs),
+            "open": OpenDatabaseSessionService(backend.url),
         },
-        OpenDatabaseSessionService(backend.url, on_stale="merge", **kwargs),
+        OpenDatabaseSessionService(backend.url, on_stale="merge"),
+        OpenDatabaseSessionService(backend.url, event_cache_size=0),
     )
     try:
         # Alternate which library creates the (shared) tables.
         first = LIBS if index % 2 == 0 else LIBS[::-1]
+        if backend.kind == "mysql":
+            # google-adk's MySQL tables compare ids case-insensitively, which openadk refuses
+            # until `openadk db upgrade`; tables openadk creates serve both libraries.
+            first = (OPEN, ADK)
         for lib in first:
             await svcs.by_key[lib.key].prepare_tables()
         await svcs.merge.prepare_tables()
+        await svcs.uncached.prepare_tables()
         report.notes.append(f"tables created by {first[0].name}; {first[1].name} reused them")
         if backend.kind == "sqlite":
             report.notes.append(
@@ -944,7 +993,7 @@ async def run_database(backend: Backend, sizes: Sizes, index: int) -> DbReport:
             ("create_session", lambda s: bench_create(svcs, sizes, s, report)),
             ("append_event", append_step),
             ("get_session full", get_full_step),
-            ("get_session recent 10", lambda s: bench_recent(svcs, sizes, s, report)),
+            ("get_session recent 10", lambda s: bench_recent(svcs, sizes, s, report, ids)),
             ("list_sessions", lambda s: bench_list(svcs, sizes, s, report)),
             ("concurrent writers", lambda s: bench_concurrency(svcs, sizes, s, report)),
         ]
@@ -958,7 +1007,7 @@ async def run_database(backend: Backend, sizes: Sizes, index: int) -> DbReport:
                 report.failures.append(f"{name}:\n{tb}")
                 print(f"  {name}: FAILED after {time.perf_counter() - t0:.1f} s", flush=True)
     finally:
-        for service in (*svcs.by_key.values(), svcs.merge):
+        for service in (*svcs.by_key.values(), svcs.merge, svcs.uncached):
             with contextlib.suppress(Exception):
                 await service.close()
     return report
@@ -984,6 +1033,9 @@ def print_report(report: DbReport) -> None:
         "open p50 ms",
         "open p99 ms",
         "open/adk",
+        "adk CPU ms/op",
+        "open CPU ms/op",
+        "CPU adk/open",
     )
     lines = []
     for row in report.rows.values():
@@ -998,6 +1050,9 @@ def print_report(report: DbReport) -> None:
                 fmt_ms(o.p50),
                 fmt_ms(o.p99),
                 f"{row.ratio:.2f}x",
+                fmt_ms(a.cpu),
+                fmt_ms(o.cpu),
+                "-" if math.isnan(row.cpu_ratio) else f"{row.cpu_ratio:.2f}x",
             )
         )
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
@@ -1042,70 +1097,132 @@ def verdict(ok: bool) -> str:
     return "MET" if ok else "NOT MET"
 
 
+# The targets of issue 12: operation row -> (what, {database kind: minimum ratio}).
+TARGETS: dict[str, tuple[str, dict[str, float]]] = {
+    "append": ("append_event, growing session", {"sqlite": 10, "postgresql": 5, "mysql": 3}),
+    "create": ("create_session", {"sqlite": 10, "postgresql": 5, "mysql": 3}),
+    "rbig": (
+        "get_session recent-10 of 1,000, uncached",
+        {"sqlite": 5, "postgresql": 5, "mysql": 3},
+    ),
+    "get_full": ("get_session full 1,000, warm", {"sqlite": 30, "postgresql": 20, "mysql": 10}),
+    "list": ("list_sessions of 300", {"sqlite": 8, "postgresql": 5, "mysql": 3}),
+    "many": (f"{WRITERS} writers, {WRITERS} sessions", {"sqlite": 5, "postgresql": 5, "mysql": 3}),
+}
+SHORT = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB"}
+
+
 def print_summary(reports: list[DbReport]) -> None:
-    print("\n=== DESIGN targets ===")
+    print("\n=== Targets (issue 12) ===")
     for report in reports:
         rows = report.rows
-        name = report.label.split(" (")[0]
-        print(f"[{name}]")
-        if "append" in rows:
-            row = rows["append"]
+        print(f"[{SHORT.get(report.kind, report.kind)}]")
+        for key, (what, goals) in TARGETS.items():
+            goal = goals.get(report.kind)
+            if key not in rows or goal is None:
+                continue
+            row = rows[key]
             print(
-                f"  append_event >=10x google-adk: {verdict(row.ratio >= 10)} "
-                f"({row.ratio:.2f}x: openadk {fmt_rate(row.stats['open'].ops_per_s)}/s vs "
-                f"google-adk {fmt_rate(row.stats['adk'].ops_per_s)}/s)"
+                f"  {what} >= {goal:g}x: {verdict(row.ratio >= goal)} ({row.ratio:.2f}x; "
+                f"CPU per op {row.cpu_ratio:.2f}x less)"
             )
-            floors = dict(report.floors)
-            if report.verdict_floor in floors:
-                floor = floors[report.verdict_floor].ops_per_s
-                core = floors[report.core_floor].ops_per_s
-                share = row.stats["open"].ops_per_s / floor
+        if "append" in rows and report.kind == "postgresql":
+            cpu = rows["append"].cpu_ratio
+            print(f"  append_event CPU per op >= 10x less: {verdict(cpu >= 10)} ({cpu:.2f}x)")
+        floors = dict(report.floors)
+        if "append" in rows and report.verdict_floor in floors:
+            floor = floors[report.verdict_floor].ops_per_s
+            share = rows["append"].stats["open"].ops_per_s / floor
+            check = " >= 0.5x" if report.kind == "sqlite" else ""
+            shown = verdict(share >= 0.5) if report.kind == "sqlite" else "(reported)"
+            print(
+                f"  append_event vs bare INSERT+COMMIT{check}: {shown} ({share:.2f}x of "
+                f"{fmt_rate(floor)}/s [{report.verdict_floor}])"
+            )
+        for key in ("many", "one"):
+            conc = report.conc.get(key, {})
+            for lib in LIBS:
+                run = conc.get(lib.key)
+                if run is None:
+                    continue
+                ordered = sorted(run.latencies)
                 print(
-                    f"  append_event >=0.5x bare INSERT+COMMIT: {verdict(share >= 0.5)} "
-                    f"({share:.2f}x of {fmt_rate(floor)}/s [{report.verdict_floor}]; "
-                    f"{row.stats['open'].ops_per_s / core:.2f}x of the SQLAlchemy Core floor "
-                    f"{fmt_rate(core)}/s)"
+                    f"  {WRITERS} writers x {'ONE session' if key == 'one' else 'own sessions'}, "
+                    f"{lib.name}: {fmt_rate(run.ok / run.wall)} appends/s, "
+                    f"p99 {fmt_ms(percentile(ordered, 99))} ms, lost {run.lost}, "
+                    f"errors {sum(run.errors.values())}"
                 )
-        if "get_full" in rows:
-            row = rows["get_full"]
-            print(
-                f"  get_session(full) >=10x: {verdict(row.ratio >= 10)} ({row.ratio:.2f}x: "
-                f"p50 {fmt_ms(row.stats['open'].p50)} ms vs {fmt_ms(row.stats['adk'].p50)} ms)"
-            )
-        if "r10" in rows and "rbig" in rows:
-            small, big = rows["r10"], rows["rbig"]
-            print(
-                f"  get_session(recent 10) >=5x: {verdict(min(small.ratio, big.ratio) >= 5)} "
-                f"({small.ratio:.2f}x on 10 events, {big.ratio:.2f}x on the big session)"
-            )
-            slow = small.stats["open"].ops_per_s / big.stats["open"].ops_per_s
-            p50 = big.stats["open"].p50 / small.stats["open"].p50
-            print(
-                f"  get_session(recent 10), 10 vs big session within 1.3x: "
-                f"{verdict(max(slow, 1 / slow) <= 1.3)} (openadk ops/s ratio {slow:.2f}x, "
-                f"p50 ratio {p50:.2f}x; google-adk "
-                f"{small.stats['adk'].ops_per_s / big.stats['adk'].ops_per_s:.2f}x)"
-            )
-        if "list" in rows:
-            row = rows["list"]
-            print(
-                f"  list_sessions >=10x: {verdict(row.ratio >= 10)} ({row.ratio:.2f}x: "
-                f"p50 {fmt_ms(row.stats['open'].p50)} ms vs {fmt_ms(row.stats['adk'].p50)} ms)"
-            )
-        one = report.conc.get("one", {}).get("open")
-        if one is not None:
-            errors = sum(one.errors.values())
-            missing = one.expected - one.stored
-            good = errors == 0 and one.lost == 0 and missing == 0
-            print(
-                f"  {WRITERS} writers on one session, 0 errors / 0 lost: {verdict(good)} "
-                f"(errors={errors}, lost={one.lost}, stored {one.stored}/{one.expected}, "
-                f"stored order == commit order: {'yes' if one.commit_order_ok else 'NO'}, "
-                f"== ack order: {'yes' if one.order_ok else 'NO'}, "
-                f"{fmt_rate(one.ok / one.wall)} appends/s)"
-            )
         if report.failures:
             print(f"  {len(report.failures)} step(s) FAILED: see above")
+
+
+def markdown_table(reports: list[DbReport]) -> str:
+    """The ratio table of docs/benchmarks.md: speed (and CPU) ratios with the targets."""
+    kinds = [r.kind for r in reports]
+    head = "| operation | " + " | ".join(SHORT.get(k, k) for k in kinds) + " |"
+    lines = [head, "|---|" + "---|" * len(kinds)]
+    labels = {**{key: what for key, (what, _) in TARGETS.items()}}
+    labels["r10"] = "get_session recent-10 of 10, read every turn"
+    labels["one"] = f"{WRITERS} writers, ONE session (openadk merge mode)"
+    for key in ("append", "create", "rbig", "r10", "get_full", "list", "many", "one"):
+        cells = []
+        for report in reports:
+            row = report.rows.get(key)
+            if row is None:
+                cells.append("-")
+                continue
+            goal = TARGETS.get(key, ("", {}))[1].get(report.kind)
+            mark = "" if goal is None else (" ✓" if row.ratio >= goal else f" ✗ (≥{goal:g}x)")
+            cpu = "" if math.isnan(row.cpu_ratio) else f", CPU {row.cpu_ratio:.1f}x"
+            cells.append(f"**{row.ratio:.1f}x**{mark}{cpu}")
+        lines.append(f"| {labels[key]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def draw_png(reports: list[DbReport], path: str) -> None:
+    """Bars of the speed ratios per operation and database, targets marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ["append", "create", "rbig", "get_full", "list", "many"]
+    names = [
+        "append_event",
+        "create_session",
+        "recent-10 of 1,000\n(uncached)",
+        "full 1,000\n(warm)",
+        "list 300",
+        f"{WRITERS} writers",
+    ]
+    fig, ax = plt.subplots(figsize=(10, 4.8), dpi=120)
+    width = 0.8 / max(1, len(reports))
+    for n, report in enumerate(reports):
+        xs = [i + (n - (len(reports) - 1) / 2) * width for i in range(len(keys))]
+        values = [report.rows[k].ratio if k in report.rows else 0.0 for k in keys]
+        bars = ax.bar(xs, values, width, label=SHORT.get(report.kind, report.kind))
+        for bar, value in zip(bars, values, strict=True):
+            if value:
+                ax.annotate(
+                    f"{value:.1f}x",
+                    (bar.get_x() + bar.get_width() / 2, value),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
+        for x, key in zip(xs, keys, strict=True):
+            goal = TARGETS[key][1].get(report.kind)
+            if goal:
+                ax.plot([x - width / 2, x + width / 2], [goal, goal], color="black", lw=1)
+    ax.set_yscale("log")
+    ax.axhline(1, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(range(len(keys)), names, fontsize=8)
+    ax.set_ylabel("openadk speed ÷ google-adk 2.13 speed (log)")
+    ax.set_title("DatabaseSessionService, openadk vs google-adk, one run (black ticks: targets)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -1118,7 +1235,9 @@ async def main_async(args: argparse.Namespace) -> None:
     )
     print(f"sizes: {sizes}")
     backends: list[Callable[[], contextlib.AbstractAsyncContextManager[Backend]]] = [sqlite_backend]
-    if not args.sqlite_only:
+    if args.mysql_only:
+        backends = [lambda: mysql_backend(args.mysql_url)]
+    elif not args.sqlite_only:
         backends.append(lambda: postgres_backend(args.pg_admin_dsn))
         if args.mysql:
             backends.append(lambda: mysql_backend(args.mysql_url))
@@ -1133,12 +1252,17 @@ async def main_async(args: argparse.Namespace) -> None:
         reports.append(report)
         print_report(report)
     print_summary(reports)
+    print("\n" + markdown_table(reports))
+    if args.png and reports:
+        draw_png(reports, args.png)
+        print(f"\nwrote {args.png}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="openadk vs google-adk DatabaseSessionService")
     parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL and MySQL")
     parser.add_argument("--mysql", action="store_true", help="also run on MariaDB/MySQL")
+    parser.add_argument("--mysql-only", action="store_true", help="only MariaDB/MySQL")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument(
         "--pg-admin-dsn",
@@ -1149,6 +1273,11 @@ def main() -> None:
         "--mysql-url",
         default="mysql://root@127.0.0.1:3306/test",
         help="server for --mysql; only host, port, user, password are used (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--png",
+        default=str(Path(__file__).resolve().parent.parent / "docs" / "benchmarks.png"),
+        help="where to draw the ratio chart ('' for none; default: %(default)s)",
     )
     args = parser.parse_args()
     start = time.perf_counter()

@@ -9,6 +9,7 @@ The tree::
             └── CorruptDataError      a stored row that cannot be parsed (names table and key)
     ValueError
     ├── SessionNotFoundError          append/run on a session that does not exist
+    ├── InvocationNotFoundError       rewind to an invocation the session does not have
     └── StaleSessionError             the handle is older than what storage holds
     TypeError
     └── StateSchemaError              a state write that does not fit the declared schema
@@ -22,6 +23,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExistsError",
     "CorruptDataError",
+    "InvocationNotFoundError",
     "OpenAdkError",
     "SessionNotFoundError",
     "StaleSessionError",
@@ -94,3 +96,10 @@ class StaleSessionError(ValueError):
 
 class StateSchemaError(TypeError):
     """A state write does not match the schema given to `State`."""
+
+
+class InvocationNotFoundError(ValueError):
+    """`Runner.rewind_async` was given an invocation id the session has no event of.
+
+    A ValueError, like google-adk's (which is also its ``NotFoundError``).
+    """

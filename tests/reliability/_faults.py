@@ -5,8 +5,9 @@ readers) while an admin connection runs ``pg_terminate_backend`` on the service'
 (found by their ``application_name``) at random intervals. Every call must either succeed or
 raise `StorageError` (never a raw driver exception); a writer whose append failed retries the
 same event (a retry of an append that did commit is a no-op, and then its stale handle is
-reloaded). Once the faults stop, every call must succeed at the first try (the pool reconnects
-by itself: ``pool_pre_ping``), and every acknowledged event must be stored exactly once.
+reloaded). Once the faults stop, every call must succeed at the first try (the service reruns
+an operation whose connection turns out dead on a new one), and every acknowledged event must be
+stored exactly once.
 
 ``sqlite_read_only``: a database file opened with ``mode=ro``, or on a read-only mount (chmod
 0444 does not stop root): the file is never changed; writes raise a `StorageError` saying the

@@ -19,7 +19,9 @@ def test_terminated_postgres_connections(driver: str) -> None:
     print(json.dumps(figures, default=str))  # the figures: pytest -s shows them
     assert figures["problems"] == [], figures
     assert figures["terminated_connections"] > 0
-    assert figures["storage_errors"] + figures["read_storage_errors"] > 0, figures
+    # A call whose connection was terminated is rerun on a new connection, so the faults may
+    # surface as no error at all; what did surface was a StorageError (checked in "problems").
+    assert figures["acknowledged"] > 0, figures
     assert figures["lost"] == 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 from typing import Any
 
@@ -18,6 +19,14 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
     return calls
+
+
+def test_start_up_objects_are_frozen_before_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    frozen: list[int] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: frozen.append(gc.get_freeze_count()))
+    assert serve("memory", out=io.StringIO()) == 0
+    assert frozen and frozen[0] > 0
+    assert gc.get_freeze_count() == 0  # thawed once the server has stopped
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "example.com"])

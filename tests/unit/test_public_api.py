@@ -53,6 +53,7 @@ EXPECTED = {
     openadk.errors: [
         "AlreadyExistsError",
         "CorruptDataError",
+        "InvocationNotFoundError",
         "OpenAdkError",
         "SessionNotFoundError",
         "StaleSessionError",

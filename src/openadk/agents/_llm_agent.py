@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from openadk.agents._instructions import fill_instruction
 from openadk.agents._tools import FunctionTool, ToolContext
 from openadk.events import Event, EventActions
+from openadk.events._rewind import live_events
 from openadk.models import BaseLlm, LlmRequest, ModelError, resolve_model
 from openadk.sessions._state import State
 
@@ -99,7 +100,8 @@ class LlmAgent(BaseModel):
 
     def _build_request(self, ctx: InvocationContext, model: BaseLlm) -> LlmRequest:
         contents: list[types.Content] = []
-        for event in ctx.session.events:
+        # Rewound invocations are not part of the conversation the model sees.
+        for event in live_events(ctx.session.events):
             if event.content is None or not event.content.parts:
                 continue
             role = event.content.role or ("user" if event.author == "user" else "model")

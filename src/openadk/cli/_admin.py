@@ -204,8 +204,8 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
     )
     label.add_argument("--app", default=None, metavar="NAME", help=app_help)
     label.add_argument("--user", required=True, metavar="ID", help="the session's user")
-    label.add_argument("session_id", metavar="SESSION_ID")
-    label.add_argument("changes", nargs="*", metavar="KEY=VALUE")
+    label.add_argument("session_id", metavar="SESSION_ID", help="the session to label")
+    label.add_argument("changes", nargs="*", metavar="KEY=VALUE", help="labels to set")
     label.add_argument(
         "--remove", action="append", default=[], metavar="KEY", help="remove this label"
     )
@@ -213,8 +213,8 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
     rename = verb("rename", "give a session a title", "Sets (or with '' removes) the title.")
     rename.add_argument("--app", default=None, metavar="NAME", help=app_help)
     rename.add_argument("--user", required=True, metavar="ID", help="the session's user")
-    rename.add_argument("session_id", metavar="SESSION_ID")
-    rename.add_argument("title", metavar="TITLE")
+    rename.add_argument("session_id", metavar="SESSION_ID", help="the session to title")
+    rename.add_argument("title", metavar="TITLE", help="the new title ('' removes it)")
 
     fork = verb(
         "fork",
@@ -225,9 +225,11 @@ def add_admin_commands(commands: Any, db_help: str, common: list[argparse.Argume
     )
     fork.add_argument("--app", default=None, metavar="NAME", help=app_help)
     fork.add_argument("--user", required=True, metavar="ID", help="the session's user")
-    fork.add_argument("session_id", metavar="SESSION_ID")
+    fork.add_argument("session_id", metavar="SESSION_ID", help="the session to fork")
     fork.add_argument("--new-id", default=None, metavar="ID", help="the fork's id")
-    fork.add_argument("--up-to", default=None, metavar="INVOCATION_ID")
+    fork.add_argument(
+        "--up-to", default=None, metavar="INVOCATION_ID", help="the last invocation to copy"
+    )
 
     migrate = commands.add_parser(
         "migrate-from",

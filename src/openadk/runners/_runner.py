@@ -180,6 +180,52 @@ class Runner:
             yield item
         thread.join()
 
+    async def rewind_async(
+        self, *, user_id: str, session_id: str, rewind_before_invocation_id: str
+    ) -> None:
+        """Rewinds a session to just before an invocation, as google-adk 2.13 does.
+
+        Appends one event (author ``user``) with ``actions.rewind_before_invocation_id`` and a
+        state delta restoring the session-scoped keys to their values before the invocation's
+        first event (``app:``, ``user:`` and ``temp:`` keys are untouched). The events stay
+        stored; the agent leaves the rewound ones out of the model's history. Rewinding again
+        to an earlier invocation rewinds further.
+
+        Raises:
+            SessionNotFoundError: The session does not exist.
+            InvocationNotFoundError: No event of the session has that invocation id.
+            StaleSessionError: Another writer changed the session meanwhile (nothing written).
+        """
+        from openadk.errors import InvocationNotFoundError
+        from openadk.events._rewind import rewind_state_delta
+
+        session = await self.session_service.get_session(
+            app_name=self.app_name, user_id=user_id, session_id=session_id
+        )
+        if session is None:
+            raise SessionNotFoundError(f"Session not found: {session_id}")
+        index = next(
+            (
+                i
+                for i, event in enumerate(session.events)
+                if event.invocation_id == rewind_before_invocation_id
+            ),
+            None,
+        )
+        if index is None:
+            raise InvocationNotFoundError(f"Invocation ID not found: {rewind_before_invocation_id}")
+        delta = rewind_state_delta(session.events, index, session.state)
+        await self.session_service.append_event(
+            session,
+            Event(
+                invocation_id=f"e-{uuid.uuid4()}",
+                author="user",
+                actions=EventActions(
+                    rewind_before_invocation_id=rewind_before_invocation_id, state_delta=delta
+                ),
+            ),
+        )
+
     async def close(self) -> None:
         """Flushes the session service and releases the agent's model."""
         await self.session_service.flush()

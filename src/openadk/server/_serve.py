@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import sys
 from typing import TextIO
@@ -119,5 +120,12 @@ def serve(
         file=out,
         flush=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    # Everything alive now (modules, the app, the service) lives as long as the process: kept
+    # out of the collector's generations, later collections do not walk it again.
+    gc.collect()
+    gc.freeze()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+    finally:
+        gc.unfreeze()
     return 0

@@ -20,7 +20,15 @@ from pydantic_core import PydanticSerializationError, SchemaSerializer
 from typing_extensions import Self
 
 from openadk.events import Event, EventActions
-from openadk.sessions._json import check_storable, copy_json, copy_model, to_json_value
+from openadk.sessions._json import (
+    MAX_INT_DIGITS,
+    check_storable,
+    copy_json,
+    copy_model,
+    dumps_keeping_floats,
+    keep_floats,
+    to_json_value,
+)
 from openadk.sessions._metadata import (
     UNSET,
     SessionMetadata,
@@ -143,15 +151,30 @@ class AppendPlan:
         delta: The event's state delta as it is stored: ``temp:`` keys removed, values JSON.
         temp: The ``temp:`` keys, applied to the live session only.
         scoped: ``delta`` split by scope.
-        data: The event as stored (``model_dump(mode="json", exclude_none=True)`` with
-            ``delta`` as its state delta), checked to parse back into an `Event`. A backend
-            sets its ``timestamp`` to the stored time.
+        text: The event as stored, as JSON text (``model_dump_json(exclude_none=True)`` with
+            ``delta`` as its state delta and every float in plain decimal notation), checked to
+            parse back into an `Event`. `text_at` gives it with another timestamp.
+        timestamp: The timestamp ``text`` holds.
     """
 
     delta: dict[str, Any]
     temp: dict[str, Any]
     scoped: ScopedDelta
-    data: dict[str, Any] = field(default_factory=dict)
+    text: str = "{}"
+    timestamp: float = 0.0
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The event as stored, as a fresh JSON object (``text`` parsed)."""
+        return json.loads(self.text)  # type: ignore[no-any-return]
+
+    def text_at(self, timestamp: float) -> str:
+        """``text`` with ``timestamp`` as the event's timestamp (a backend moved it)."""
+        if timestamp == self.timestamp:
+            return self.text
+        data = self.data
+        data["timestamp"] = timestamp
+        return dumps_keeping_floats(data)
 
     @classmethod
     def for_event(cls, event: Event) -> AppendPlan:
@@ -180,18 +203,31 @@ class AppendPlan:
             )
         raw = event.actions.state_delta
         temp = {k: v for k, v in raw.items() if _is_temp(k)}
+        kept = {k: v for k, v in raw.items() if not _is_temp(k)} if temp else raw
         # to_json_value also refuses keys that are not strings (a dict edited after validation).
-        delta = to_json_value(
-            {k: v for k, v in raw.items() if not _is_temp(k)}, "event.actions.state_delta"
-        )
-        data = _event_json(event, without_state_delta=bool(temp))
-        data["actions"]["state_delta"] = delta
-        check_storable(data, "event", MAX_EVENT_DEPTH, original=event)
+        delta = to_json_value(kept, "event.actions.state_delta")
+        text = None
+        if not temp and delta == raw:
+            # The common case: a delta of plain JSON values, which pydantic writes as they are
+            # stored. One serializer pass gives the text; cheap scans of it stand in for the
+            # structure walk, which runs only when one of them finds something to look at.
+            text = _fast_event_text(event)
+        if text is None:
+            data = _event_json(event, without_state_delta=bool(temp))
+            data["actions"]["state_delta"] = delta
+            check_storable(data, "event", MAX_EVENT_DEPTH, original=event)
+            text = dumps_keeping_floats(data)
         if temp:
             # temp: values are never stored, but the in-memory service copies the event and
             # every backend hands them to the live session: one too deep to copy is refused.
             copy_model(temp)
-        return cls(delta=delta, temp=temp, scoped=ScopedDelta.partition(delta), data=data)
+        return cls(
+            delta=delta,
+            temp=temp,
+            scoped=ScopedDelta.partition(delta),
+            text=text,
+            timestamp=event.timestamp,
+        )
 
     def stored_event(self, event: Event, timestamp: float) -> Event:
         """Returns a private deep copy of ``event`` as storage keeps it."""
@@ -199,6 +235,31 @@ class AppendPlan:
         stored.actions.state_delta = copy_json(self.delta)
         stored.timestamp = timestamp
         return stored
+
+
+# What sends an event's JSON text to the full check: NaN or infinity (written as constants in
+# free-form values, as null in float fields: None fields are left out, so null is otherwise a
+# None inside a free-form value), U+FFFD (what pydantic makes of a key with a lone surrogate),
+# an integer too long to read back. Substring tests run in C, with no regular expression.
+_SUSPECT_WORDS = ("null", "NaN", "Infinity", "\ufffd")
+_LONG_DIGITS = re.compile(r"\d{" + str(MAX_INT_DIGITS + 1) + "}")
+
+
+def _fast_event_text(event: Event) -> str | None:
+    """The event's stored JSON in one serializer pass, or None when the full path must decide."""
+    try:
+        text = _STORING.to_json(event, exclude_none=True, warnings="error").decode()
+    except (PydanticSerializationError, ValueError, RecursionError):
+        return None  # the full path explains it (a wrong type, a lone surrogate, too deep)
+    # Nesting is at most the number of opening brackets.
+    if text.count("{") + text.count("[") > MAX_EVENT_DEPTH:
+        return None
+    for word in _SUSPECT_WORDS:
+        if word in text:
+            return None
+    if len(text) > MAX_INT_DIGITS and _LONG_DIGITS.search(text):
+        return None
+    return keep_floats(text)
 
 
 def _not_nullable(model: type[BaseModel]) -> tuple[str, ...]:

@@ -9,11 +9,12 @@ import json
 import logging
 import math
 import random
+import sqlite3
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from typing import cast as typing_cast
 
 try:
@@ -32,6 +33,7 @@ try:
         type_coerce,
         update,
     )
+    from sqlalchemy.dialects.postgresql import JSONB
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 except ImportError as _error:  # pragma: no cover - exercised without the extra installed
     raise ImportError(
@@ -49,7 +51,7 @@ from openadk.errors import (
     StorageError,
 )
 from openadk.events import Event
-from openadk.sessions import _dialects, _metadata_sql, _search
+from openadk.sessions import _dialects, _metadata_sql, _mysql, _postgres, _search, _sqlite
 from openadk.sessions._base import (
     AppendOutcome,
     AppendPlan,
@@ -65,7 +67,8 @@ from openadk.sessions._base import (
     fork_length,
     merge_state,
 )
-from openadk.sessions._metadata import SessionMetadata, fork_labels
+from openadk.sessions._json import copy_json, dumps_keeping_floats
+from openadk.sessions._metadata import SessionMetadata, Unset, fork_labels
 from openadk.sessions._schema import (
     SCHEMA_VERSION,
     app_states,
@@ -219,6 +222,46 @@ class DatabaseSessionService(BaseSessionService):
         if not isinstance(event_cache_size, int) or event_cache_size < 0:
             raise ValueError(f"event_cache_size must be an int >= 0, got {event_cache_size!r}.")
         self._event_cache = _EventCache(event_cache_size) if event_cache_size else None
+        self._lite: _sqlite.SqliteThreads | None = None
+        if (
+            self._owns_engine
+            and isinstance(self._engine, AsyncEngine)
+            and _sqlite.fast_path_allowed(self._engine, engine_kwargs)
+        ):
+            self._lite = _sqlite.SqliteThreads(self._engine)
+        self._pg: _postgres.PgPool | None = None
+        self._my: _mysql.MyPool | None = None
+        self._pg_sql: dict[tuple[Any, ...], str] = {}
+        if (
+            db_url is not None
+            and isinstance(self._engine, AsyncEngine)
+            and self._engine.url.drivername in ("mysql+aiomysql", "mariadb+aiomysql")
+            and not _sqlite.CUSTOM_CONNECTIONS & set(engine_kwargs)
+        ):
+            size = int(engine_kwargs.get("pool_size", 5)) + int(
+                engine_kwargs.get("max_overflow", 10)
+            )
+            self._my = _mysql.MyPool(
+                _mysql.connect_kwargs(self._engine), max(size, 1), self._engine.sync_engine.dispatch
+            )
+        if (
+            db_url is not None
+            and isinstance(self._engine, AsyncEngine)
+            and self._engine.url.drivername == "postgresql+asyncpg"
+            and not (_sqlite.CUSTOM_CONNECTIONS - {"connect_args"}) & set(engine_kwargs)
+        ):
+            connect_args = dict(engine_kwargs.get("connect_args") or {})
+            ssl_value = _dialects.asyncpg_ssl(db_url)
+            if ssl_value is not None:
+                connect_args.setdefault("ssl", ssl_value)
+            pg_kwargs = _postgres.asyncpg_connect_kwargs(self._engine, connect_args)
+            if pg_kwargs is not None:
+                size = int(engine_kwargs.get("pool_size", 5)) + int(
+                    engine_kwargs.get("max_overflow", 10)
+                )
+                self._pg = _postgres.PgPool(
+                    pg_kwargs, max(size, 1), self._engine.sync_engine.dispatch
+                )
 
     def __repr__(self) -> str:
         return f"DatabaseSessionService({self._url!r})"
@@ -251,6 +294,13 @@ class DatabaseSessionService(BaseSessionService):
 
     async def close(self) -> None:
         """Disposes of the engine if the service created it."""
+        if self._lite is not None:
+            lite, self._lite = self._lite, None
+            await lite.close()
+        if self._pg is not None:
+            await self._pg.close()
+        if self._my is not None:
+            await self._my.close()
         if not self._owns_engine:
             return
         if isinstance(self._engine, AsyncEngine):
@@ -293,6 +343,11 @@ class DatabaseSessionService(BaseSessionService):
                 async with self._connection(write) as conn, conn.begin():
                     return await body(conn)
             except exc.DBAPIError as error:
+                if error.connection_invalidated and attempt < 2:
+                    # A pooled connection the server dropped (restart, idle timeout): the
+                    # pool has discarded it; rerun on a new one. Appends are idempotent by
+                    # event id, so a rerun after a commit whose answer was lost stores nothing.
+                    continue
                 if _dialects.is_retryable(error) and attempt < _RETRIES - 1:
                     # The losers of a deadlock are rolled back; jitter keeps them from
                     # colliding again in lock step.
@@ -488,6 +543,12 @@ class DatabaseSessionService(BaseSessionService):
         )
         return app_q, user_q
 
+    def _json_text(self, text: str) -> Any:
+        """JSON text as a value for a JSON column (JSONB on PostgreSQL takes it as it is)."""
+        if self._dialect == "postgresql":
+            return cast(type_coerce(text, Text), JSONB)
+        return text
+
     def _state(self, column: Any) -> Any:
         """A state column as `_decode_state` takes it: JSON text, decoded per row with its key.
 
@@ -569,6 +630,23 @@ class DatabaseSessionService(BaseSessionService):
         expire_time: float | None = None,
         metadata: SessionMetadata | None = None,
     ) -> Session:
+        if self._lite is not None:
+            return await self._lite_create(
+                app_name, user_id, session_id, state, exist_ok, expire_time, metadata
+            )
+        if self._pg is not None and not (state.app or state.user) and expire_time is None:
+            made = await self._pg_create(app_name, user_id, session_id, state, metadata)
+            if made is not None:
+                return made
+        if (
+            self._my is not None
+            and not (state.app or state.user)
+            and expire_time is None
+            and metadata is None  # metadata: a title or labels take the SQLAlchemy path
+        ):
+            made = await self._my_create(app_name, user_id, session_id, state)
+            if made is not None:
+                return made
         new_id = session_id or str(uuid.uuid4())
 
         async def body(conn: AsyncConnection) -> Session:
@@ -766,6 +844,13 @@ class DatabaseSessionService(BaseSessionService):
         session_id: str,
         config: GetSessionConfig | None,
     ) -> Session | None:
+        if self._lite is not None:
+            return await self._lite_get(app_name, user_id, session_id, config)
+        if self._pg is not None:
+            return await self._pg_get(app_name, user_id, session_id, config)
+        if self._my is not None:
+            return await self._my_get(app_name, user_id, session_id, config)
+
         async def body(conn: AsyncConnection) -> Session | None:
             app_q, user_q = self._scope_queries(app_name, user_id)
             row = (
@@ -822,6 +907,14 @@ class DatabaseSessionService(BaseSessionService):
         after: PageKey | None,
         filters: SessionFilter | None = None,
     ) -> ListSessionsResponse:
+        # metadata: a listing filtered by labels or update time takes the SQLAlchemy path.
+        if self._lite is not None and not filters:
+            return await self._lite_list(app_name, user_id, limit, after)
+        if self._pg is not None and not filters:
+            return await self._pg_list(app_name, user_id, limit, after)
+        if self._my is not None and not filters:
+            return await self._my_list(app_name, user_id, limit, after)
+
         async def body(conn: AsyncConnection) -> ListSessionsResponse:
             query = select(
                 sessions.c.user_id,
@@ -1150,10 +1243,7 @@ class DatabaseSessionService(BaseSessionService):
                     app_name,
                     user_id,
                     new_id,
-                    [
-                        (e.id, e.author, e.timestamp, _search.event_text(_event_content(e)))
-                        for e in copied
-                    ],
+                    [(e.id, e.author, e.timestamp, _search.text_of(e)) for e in copied],
                 )
             app_state, user_state = await self._read_scopes(conn, app_name, user_id)
             return self._session(
@@ -1285,6 +1375,16 @@ class DatabaseSessionService(BaseSessionService):
     async def _append_event(
         self, session: Session, event: Event, plan: AppendPlan
     ) -> AppendOutcome:
+        if self._lite is not None:
+            return await self._lite_append(session, event, plan)
+        if self._pg is not None:
+            fast = await self._pg_append(session, event, plan)
+            if fast is not None:
+                return fast
+        if self._my is not None:
+            fast = await self._my_append(session, event, plan)
+            if fast is not None:
+                return fast
         app_name, user_id, session_id = session.app_name, session.user_id, session.id
         key = (
             sessions.c.app_name == app_name,
@@ -1296,8 +1396,6 @@ class DatabaseSessionService(BaseSessionService):
             events.c.user_id == user_id,
             events.c.session_id == session_id,
         )
-        # The base class built and checked the stored JSON (it parses back into an Event).
-        data = plan.data
 
         async def body(conn: AsyncConnection) -> AppendOutcome:
             columns = [sessions.c.update_time]
@@ -1333,7 +1431,6 @@ class DatabaseSessionService(BaseSessionService):
                 raise StaleSessionError()
             timestamp, stamp = _next_time(event.timestamp, stored_time)
             db_stamp = stamp if self._aware_times else stamp.replace(tzinfo=None)
-            data["timestamp"] = timestamp
             await conn.execute(
                 events.insert().values(
                     id=event.id,
@@ -1342,7 +1439,8 @@ class DatabaseSessionService(BaseSessionService):
                     session_id=session_id,
                     invocation_id=event.invocation_id,
                     timestamp=db_stamp,
-                    event_data=data if self._dialect == "postgresql" else json.dumps(data),
+                    # The base class built and checked the stored JSON (it parses back).
+                    event_data=self._json_text(plan.text_at(timestamp)),
                 )
             )
             if self._search_on:
@@ -1353,7 +1451,7 @@ class DatabaseSessionService(BaseSessionService):
                     app_name,
                     user_id,
                     session_id,
-                    [(event.id, event.author, timestamp, _search.event_text(data))],
+                    [(event.id, event.author, timestamp, _search.text_of(event))],
                 )
             values: dict[str, Any] = {"update_time": db_stamp}
             if plan.scoped.session:
@@ -1416,8 +1514,1055 @@ class DatabaseSessionService(BaseSessionService):
             duplicate=True,
         )
 
+    # SQLite: one hop to a dedicated thread per operation --------------------------------------
+    #
+    # The same transactions as above, as fixed SQL on a stdlib sqlite3 connection owned by a
+    # thread (see `_sqlite`). Each method builds one callable and ships it in one hop; what
+    # needs the event cache (owned by the event loop's thread) runs after the hop.
+
+    async def _lite_run(
+        self, operation: str, write: bool, body: Callable[[_sqlite.Connection], _T]
+    ) -> _T:
+        """Runs ``body`` in one transaction on the writer (or reader) thread; errors as `_run`."""
+        await self._prepare()
+        lite = self._lite
+        assert lite is not None
+        worker = lite.writer if write else lite.reader
+
+        def job(conn: _sqlite.Connection) -> _T:
+            return _sqlite.transaction(conn, write, body)
+
+        for attempt in range(_RETRIES):
+            try:
+                return await worker.run(job)
+            except sqlite3.OperationalError as error:
+                if "locked" in str(error) and attempt < _RETRIES - 1:
+                    await asyncio.sleep(random.uniform(0.002, 0.01) * (attempt + 1))
+                    continue
+                raise self._lite_error(operation, error) from error
+            except sqlite3.Error as error:
+                raise self._lite_error(operation, error) from error
+            except UnicodeEncodeError as error:
+                raise ValueError(_NOT_UNICODE.format(operation)) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _lite_error(self, operation: str, error: sqlite3.Error) -> StorageError:
+        return StorageError(f"{operation} failed on {self._url}: {type(error).__name__}: {error}")
+
+    def _lite_now(self) -> str:
+        """The service clock's time as stored, to compare expiry times with."""
+        return _sqlite.db_text_time(self._db_time(self._clock()))
+
+    async def _lite_append(self, session: Session, event: Event, plan: AppendPlan) -> AppendOutcome:
+        app_name, user_id, session_id = key = session.app_name, session.user_id, session.id
+        now = self._lite_now()
+        scoped = plan.scoped
+        lock_sql = _LITE_LOCK_WITH_STATE if scoped.session else _LITE_LOCK
+        marker = session._storage_update_marker
+        search_text = _search.text_of(event) if self._search_on else ""
+
+        def body(conn: _sqlite.Connection) -> AppendOutcome:
+            row = conn.one(lock_sql, (app_name, user_id, session_id, now))
+            if row is None:
+                raise SessionNotFoundError(f"Session {session_id} not found.")
+            stored_time = from_db_time(row[0])
+            last_event_id = None
+            if marker is None:
+                last = conn.one(_LITE_LAST_EVENT, key)
+                last_event_id = None if last is None else last[0]
+            if self._is_stale(session, _marker(stored_time), last_event_id):
+                duplicate = self._lite_duplicate(conn, event, plan, key)
+                if duplicate is not None:
+                    return duplicate
+                raise StaleSessionError()
+            timestamp, stamp = _next_time(event.timestamp, stored_time)
+            db_stamp = _sqlite.db_text_time(stamp.replace(tzinfo=None))
+            try:
+                conn.execute(
+                    _LITE_INSERT_EVENT,
+                    (
+                        event.id,
+                        app_name,
+                        user_id,
+                        session_id,
+                        event.invocation_id,
+                        db_stamp,
+                        plan.text_at(timestamp),
+                    ),
+                )
+            except sqlite3.IntegrityError as error:
+                if "UNIQUE" not in str(error).upper():
+                    raise StorageError(f"append_event failed on {self._url}: {error}") from error
+                # The event id is taken: the same event appended again is a no-op.
+                duplicate = self._lite_duplicate(conn, event, plan, key)
+                if duplicate is None:
+                    raise ValueError(
+                        f"Event id {event.id} is already stored in session {session_id} with "
+                        f"different content; give the new event a new id."
+                    ) from None
+                return duplicate
+            if scoped.session:
+                own = _decode_state(row[1], "sessions", _session_key(*key))
+                conn.execute(
+                    _LITE_UPDATE_SESSION_STATE,
+                    (db_stamp, _sqlite.dumps({**own, **scoped.session}), *key),
+                )
+            else:
+                conn.execute(_LITE_UPDATE_SESSION, (db_stamp, *key))
+            if scoped.app or scoped.user:
+                self._lite_scopes(conn, app_name, user_id, scoped, db_stamp, ensure=True)
+            if search_text:
+                # search: indexed in the append's own transaction.
+                conn.execute(
+                    _LITE_INDEX_EVENT,
+                    _search.index_params(
+                        "sqlite", *key, (event.id, event.author, timestamp, search_text)
+                    ),
+                )
+            return AppendOutcome(
+                timestamp=timestamp, last_update_time=_epoch(stamp), marker=_marker(stamp)
+            )
+
+        return await self._lite_run("append_event", True, body)
+
+    def _lite_duplicate(
+        self, conn: _sqlite.Connection, event: Event, plan: AppendPlan, key: _SessionKey
+    ) -> AppendOutcome | None:
+        """`_find_duplicate` on the SQLite thread."""
+        row = conn.one(_LITE_EVENT_BY_ID, (event.id, *key))
+        if row is None:
+            return None
+        stored = _rows_to_events([_sqlite.EventRow(*row)], key)[0]
+        if stored != plan.stored_event(event, stored.timestamp):
+            return None
+        stamp = from_db_time(row[2])
+        return AppendOutcome(
+            timestamp=stored.timestamp,
+            last_update_time=_epoch(stamp),
+            marker=_marker(stamp),
+            duplicate=True,
+        )
+
+    def _lite_scopes(
+        self,
+        conn: _sqlite.Connection,
+        app_name: str,
+        user_id: str,
+        scoped: ScopedDelta,
+        stamp: str,
+        *,
+        ensure: bool,
+    ) -> None:
+        """Merges the app and user parts of a delta into their rows (made first if ``ensure``)."""
+        if ensure:
+            conn.execute(_LITE_ENSURE_APP, (app_name, stamp))
+            conn.execute(_LITE_ENSURE_USER, (app_name, user_id, stamp))
+        if scoped.app:
+            row = conn.one(_LITE_APP_STATE, (app_name,))
+            current = _decode_state(row[0], "app_states", {"app_name": app_name})
+            conn.execute(
+                _LITE_UPDATE_APP, (_sqlite.dumps({**current, **scoped.app}), stamp, app_name)
+            )
+        if scoped.user:
+            row = conn.one(_LITE_USER_STATE, (app_name, user_id))
+            user_key = {"app_name": app_name, "user_id": user_id}
+            current = _decode_state(row[0], "user_states", user_key)
+            conn.execute(
+                _LITE_UPDATE_USER,
+                (_sqlite.dumps({**current, **scoped.user}), stamp, app_name, user_id),
+            )
+
+    def _lite_events(
+        self,
+        conn: _sqlite.Connection,
+        key: _SessionKey,
+        config: GetSessionConfig | None,
+    ) -> _LiteEvents:
+        """A session's events, oldest first, as `_lite_finish_events` takes them.
+
+        With the event cache on, only the ids and times are read, then the data of the events
+        the cache does not hold (it is only peeked at here: the event loop's thread owns it).
+        """
+        where = _LITE_EVENTS_OF
+        params: list[Any] = list(key)
+        if config is not None and config.after_timestamp is not None:
+            at = self._bound_time(config.after_timestamp, "after_timestamp")
+            where += " AND timestamp >= ?"
+            params.append(_sqlite.db_text_time(at))
+        limit = ""
+        if config is not None and config.num_recent_events is not None:
+            limit = " LIMIT ?"
+            params.append(min(config.num_recent_events, _MAX_ROWS))
+        newest_first = " ORDER BY timestamp DESC, id DESC"
+        cache = self._event_cache
+        if cache is None:
+            rows = conn.all(
+                f"SELECT {_LITE_EVENT_COLUMNS} FROM events WHERE {where}{newest_first}{limit}",
+                params,
+            )
+            rows.reverse()
+            return _LiteEvents([], [_sqlite.EventRow(*r) for r in rows], None)
+        order_rows = conn.all(
+            f"SELECT id, timestamp FROM events WHERE {where}{newest_first}{limit}", params
+        )
+        order_rows.reverse()
+        # Hits are taken here (the event objects, so a later eviction cannot lose them).
+        order = [(r[0], r[1], cache.peek(key, r[0], r[1])) for r in order_rows]
+        missing = [event_id for event_id, _, hit in order if hit is None]
+        data: list[_sqlite.EventRow] = []
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            data.extend(
+                _sqlite.EventRow(*r)
+                for r in conn.all(
+                    f"SELECT {_LITE_EVENT_COLUMNS} FROM events WHERE {_LITE_EVENTS_OF} "
+                    f"AND id IN ({marks})",
+                    (*key, *chunk),
+                )
+            )
+        return _LiteEvents(order, data, cache)
+
+    def _lite_finish_events(self, key: _SessionKey, found: _LiteEvents) -> list[Event]:
+        """Parses what `_lite_events` read and fills the cache (on the event loop's thread)."""
+        parsed = _rows_to_events(found.data, key)
+        cache = found.cache
+        if cache is None:
+            return parsed
+        fresh: dict[str, Event] = {}
+        for row, event in zip(found.data, parsed, strict=True):
+            fresh[row.id] = event
+            cache.put(key, row.id, row.timestamp, event)
+        cache.touch(key)
+        return [fresh[event_id] if hit is None else hit for event_id, _, hit in found.order]
+
+    async def _lite_create(
+        self,
+        app_name: str,
+        user_id: str,
+        session_id: str | None,
+        state: ScopedDelta,
+        exist_ok: bool,
+        expire_time: float | None,
+        metadata: SessionMetadata | None,
+    ) -> Session:
+        new_id = session_id or str(uuid.uuid4())
+        key = (app_name, user_id, new_id)
+        now_time = to_db_time(time.time()).replace(tzinfo=_UTC)
+        now = _sqlite.db_text_time(now_time.replace(tzinfo=None))
+        clock_now = self._lite_now()
+        expires = None if expire_time is None else _sqlite.db_text_time(self._db_time(expire_time))
+
+        def body(conn: _sqlite.Connection) -> tuple[Any, ...]:
+            conn.execute(_LITE_ENSURE_APP, (app_name, now))
+            conn.execute(_LITE_ENSURE_USER, (app_name, user_id, now))
+            purged = False
+            existing = None
+            if session_id is not None:
+                if conn.one(_LITE_EXPIRED, (*key, clock_now)) is not None:
+                    for statement in _LITE_DELETE_SESSION:
+                        conn.execute(statement, key)
+                    if self._search_on:
+                        conn.execute(_LITE_UNINDEX_SESSION, {"match": _search.session_match(*key)})
+                    purged = True
+                existing = conn.one(_LITE_SESSION_ROW, key)
+            created = (
+                existing is None
+                and conn.execute(
+                    _LITE_INSERT_SESSION, (*key, _sqlite.dumps(state.session), now, now)
+                ).rowcount
+                == 1
+            )
+            found: _LiteEvents | None = None
+            if created:
+                own_state, update_time = state.session, now_time
+            else:
+                if not exist_ok:
+                    raise AlreadyExistsError(f"Session with id {new_id} already exists.")
+                row = existing if existing is not None else conn.one(_LITE_SESSION_ROW, key)
+                own_state = _decode_state(row[0], "sessions", _session_key(*key))
+                update_time = from_db_time(row[1])
+                if state:
+                    own_state = {**own_state, **state.session}
+                    update_time = max(now_time, update_time + _ONE_MICROSECOND)
+                    conn.execute(
+                        _LITE_UPDATE_SESSION_STATE,
+                        (
+                            _sqlite.db_text_time(update_time.replace(tzinfo=None)),
+                            _sqlite.dumps(own_state),
+                            *key,
+                        ),
+                    )
+                found = self._lite_events(conn, key, None)
+            if expires is not None:
+                conn.execute(_LITE_DELETE_EXPIRY, key)
+                conn.execute(_LITE_INSERT_EXPIRY, (*key, expires))
+            if state.app or state.user:
+                self._lite_scopes(conn, app_name, user_id, state, now, ensure=False)
+            scopes = conn.one(_LITE_SCOPES, (app_name, app_name, user_id))
+            app_state, user_state = _decode_scopes(scopes[0], scopes[1], app_name, user_id)
+            # metadata: the title and labels given, or (resuming) the stored ones.
+            pair = self._lite_metadata(conn, key, metadata, created)
+            return purged, own_state, app_state, user_state, update_time, found, pair
+
+        purged, own_state, app_state, user_state, update_time, found, pair = await self._lite_run(
+            "create_session", True, body
+        )
+        if purged and self._event_cache is not None:
+            self._event_cache.drop(key)
+        stored_events = [] if found is None else self._lite_finish_events(key, found)
+        return self._session(
+            app_name,
+            user_id,
+            new_id,
+            own_state,
+            app_state,
+            user_state,
+            update_time,
+            stored_events,
+            *pair,
+        )
+
+    def _lite_metadata(
+        self,
+        conn: _sqlite.Connection,
+        key: _SessionKey,
+        metadata: SessionMetadata | None,
+        created: bool,
+    ) -> tuple[str | None, dict[str, str]]:
+        """`_metadata_sql.write_metadata` (or, without ``metadata``, its read) on the thread."""
+        if metadata is None and created:
+            return None, {}
+        display_name: str | None = None
+        labels: dict[str, str] = {}
+        if not created:
+            row = conn.one(_LITE_READ_METADATA, key)
+            if row is not None:
+                display_name = row[0]
+                labels = _metadata_sql.decode_labels(row[1], _session_key(*key))
+        if metadata is None:
+            return display_name, labels
+        if not isinstance(metadata.display_name, Unset):
+            display_name = metadata.display_name
+        labels_changed = not isinstance(metadata.labels, Unset)
+        if not isinstance(metadata.labels, Unset):
+            labels = dict(metadata.labels)
+        if not created:
+            conn.execute(_LITE_DELETE_METADATA, key)
+        if display_name is not None or labels:
+            conn.execute(_LITE_INSERT_METADATA, (*key, display_name, json.dumps(labels)))
+        if labels_changed:
+            if not created:
+                conn.execute(_LITE_DELETE_LABELS, key)
+            for label, value in labels.items():
+                conn.execute(_LITE_INSERT_LABEL, (*key, label, value))
+        return display_name, labels
+
+    async def _lite_get(
+        self, app_name: str, user_id: str, session_id: str, config: GetSessionConfig | None
+    ) -> Session | None:
+        key = (app_name, user_id, session_id)
+        now = self._lite_now()
+
+        def body(conn: _sqlite.Connection) -> tuple[Any, ...] | None:
+            row = conn.one(_LITE_GET_SESSION, (app_name, app_name, user_id, *key, now))
+            if row is None:
+                return None
+            own_state = _decode_state(row[0], "sessions", _session_key(*key))
+            app_state, user_state = _decode_scopes(row[2], row[3], app_name, user_id)
+            found = None
+            if config is None or config.num_recent_events != 0:
+                found = self._lite_events(conn, key, config)
+            pair = row[4], _metadata_sql.decode_labels(row[5], _session_key(*key))
+            return own_state, app_state, user_state, row[1], found, pair
+
+        result = await self._lite_run("get_session", False, body)
+        if result is None:
+            return None
+        own_state, app_state, user_state, update_time, found, pair = result
+        stored_events = [] if found is None else self._lite_finish_events(key, found)
+        return self._session(
+            app_name,
+            user_id,
+            session_id,
+            own_state,
+            app_state,
+            user_state,
+            update_time,
+            stored_events,
+            *pair,
+        )
+
+    async def _lite_list(
+        self, app_name: str, user_id: str | None, limit: int | None, after: PageKey | None
+    ) -> ListSessionsResponse:
+        sql = _LITE_LIST
+        params: list[Any] = [app_name, self._lite_now()]
+        if user_id is not None:
+            sql += " AND s.user_id = ?"
+            params.append(user_id)
+        if after is not None:
+            stamp, last_user, last_id = after
+            at = _sqlite.db_text_time(self._bound_time(stamp, "page_token"))
+            sql += (
+                " AND (s.update_time > ? OR (s.update_time = ? AND s.user_id > ?)"
+                " OR (s.update_time = ? AND s.user_id = ? AND s.id > ?))"
+            )
+            params += [at, at, last_user, at, last_user, last_id]
+        sql += " ORDER BY s.update_time, s.user_id, s.id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(min(limit, _MAX_ROWS) + 1)
+        scopes_sql = _LITE_LIST_SCOPES + (" AND user_id = ?" if user_id is not None else "")
+        scope_params = (app_name, app_name) if user_id is None else (app_name, app_name, user_id)
+
+        def body(conn: _sqlite.Connection) -> ListSessionsResponse:
+            rows = conn.all(sql, params)
+            scopes = conn.all(scopes_sql, scope_params)
+            return self._listing(app_name, limit, scopes, rows)
+
+        return await self._lite_run("list_sessions", False, body)
+
+    # PostgreSQL: one round trip per common operation on raw asyncpg ----------------------------
+    #
+    # `_postgres` has the statements. What they cannot settle alone (an append that matched no
+    # row, a create of an id that exists, ...) goes on to the SQLAlchemy path above.
+
+    async def _pg_run(self, operation: str, body: Callable[[Any], Awaitable[_T]]) -> _T:
+        """Runs ``body`` on a pooled asyncpg connection; errors leave as `_run`'s do."""
+        import asyncpg  # type: ignore[import-untyped]
+
+        await self._prepare()
+        pool = self._pg
+        assert pool is not None
+        try:
+            return await pool.run(body)
+        except asyncpg.PostgresError as error:
+            if _dialects.is_unencodable(error):  # asyncpg's DataError around it
+                raise ValueError(_NOT_UNICODE.format(operation)) from error
+            sqlstate = getattr(error, "sqlstate", None)
+            text = str(error).lower()
+            if sqlstate == "22P05" or (sqlstate == "22021" and "0x00" in text):
+                raise ValueError(
+                    f"{operation}: the data contains a NUL character (\\x00), which "
+                    f"{self._dialect} cannot store; remove or encode it."
+                ) from error
+            raise StorageError(
+                f"{operation} failed on {self._url}: {type(error).__name__}: {error}"
+            ) from error
+        except UnicodeEncodeError as error:
+            raise ValueError(_NOT_UNICODE.format(operation)) from error
+        except (OSError, asyncio.TimeoutError, asyncpg.InterfaceError) as error:
+            raise StorageError(
+                f"{operation} failed: cannot reach the database at {self._url}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+
+    def _pg_statement(self, key: tuple[Any, ...], build: Callable[[], str]) -> str:
+        sql = self._pg_sql.get(key)
+        if sql is None:
+            sql = self._pg_sql[key] = build()
+        return sql
+
+    async def _pg_append(
+        self, session: Session, event: Event, plan: AppendPlan
+    ) -> AppendOutcome | None:
+        """The common append in one statement; None when the locked path must decide."""
+        import asyncpg
+
+        marker = session._storage_update_marker
+        if marker is None or self._on_stale == "merge":
+            return None
+        try:
+            revision = datetime.datetime.fromisoformat(marker)
+        except ValueError:
+            return None
+        timestamp, stamp = _next_time(event.timestamp, revision.replace(tzinfo=_UTC))
+        scoped = plan.scoped
+        search_text = _search.text_of(event) if self._search_on else ""
+        flags = (bool(scoped.session), bool(scoped.app), bool(scoped.user), bool(search_text))
+        sql = self._pg_statement(("append", *flags), lambda: _postgres.append_sql(*flags))
+        args: list[Any] = [
+            session.app_name,
+            session.user_id,
+            session.id,
+            self._db_time(self._clock()),
+            revision,
+            stamp.replace(tzinfo=None),
+            event.id,
+            event.invocation_id,
+            plan.text_at(timestamp),
+        ]
+        args.extend(dumps_keeping_floats(part) for part in scoped_parts(scoped) if part)
+        if search_text:
+            # search: the index row, written by the same statement.
+            index_row = (event.id, event.author, timestamp, search_text)
+            params = _search.index_params(
+                "postgresql", session.app_name, session.user_id, session.id, index_row
+            )
+            args += [params["author"], float(timestamp), params["body"], params["terms"]]
+
+        async def body(conn: Any) -> int:
+            try:
+                return int(await conn.fetchval(sql, *args))
+            except (
+                asyncpg.UniqueViolationError,  # the id is taken: a duplicate, or another event
+                asyncpg.InvalidTextRepresentationError,  # a corrupt app or user state
+                asyncpg.DeadlockDetectedError,
+                asyncpg.SerializationError,
+            ):
+                return 0
+
+        if await self._pg_run("append_event", body) != 1:
+            return None
+        return AppendOutcome(
+            timestamp=timestamp, last_update_time=_epoch(stamp), marker=_marker(stamp)
+        )
+
+    async def _pg_create(
+        self,
+        app_name: str,
+        user_id: str,
+        session_id: str | None,
+        state: ScopedDelta,
+        metadata: SessionMetadata | None,
+    ) -> Session | None:
+        """A new session in one statement; None when the id exists (the locked path decides)."""
+        new_id = session_id or str(uuid.uuid4())
+        now = self._db_time(time.time())
+        args: list[Any] = [app_name, user_id, new_id, now, dumps_keeping_floats(state.session)]
+        display_name: str | None = None
+        labels: dict[str, str] = {}
+        sql = _postgres.CREATE_SQL
+        if metadata is not None:
+            # metadata: stored by the same statement, only if it creates the session.
+            display_name, labels = _metadata_sql.new_metadata(metadata)
+            if display_name is not None or labels:
+                sql = _postgres.CREATE_WITH_METADATA_SQL
+                args += [display_name, json.dumps(labels)]
+
+        async def body(conn: Any) -> Any:
+            return await conn.fetchrow(sql, *args)
+
+        row = await self._pg_run("create_session", body)
+        if row[0] != 1:
+            return None
+        app_state, user_state = _decode_scopes(row[1], row[2], app_name, user_id)
+        return self._session(
+            app_name,
+            user_id,
+            new_id,
+            state.session,
+            app_state,
+            user_state,
+            now,
+            [],
+            display_name,
+            labels,
+        )
+
+    async def _pg_get(
+        self, app_name: str, user_id: str, session_id: str, config: GetSessionConfig | None
+    ) -> Session | None:
+        key = (app_name, user_id, session_id)
+        cache = self._event_cache
+        recent = None if config is None else config.num_recent_events
+        after = None if config is None else config.after_timestamp
+        # Recent events come with their data (few, and they are what a first read needs);
+        # a whole history comes as keys, and only the events not cached are fetched.
+        with_data = cache is None or (recent is not None and recent <= 100)
+        flags = (with_data, after is not None, recent is not None)
+        sql = self._pg_statement(("get", *flags), lambda: _postgres.get_sql(*flags))
+        args: list[Any] = [app_name, user_id, session_id, self._db_time(self._clock())]
+        if after is not None:
+            args.append(self._bound_time(after, "after_timestamp"))
+        if recent is not None:
+            args.append(min(recent, _MAX_ROWS))
+
+        async def body(conn: Any) -> tuple[Any, list[Any]] | None:
+            row = await conn.fetchrow(sql, *args)
+            if row is None:
+                return None
+            records = row[4]
+            records.reverse()
+            if cache is None or with_data:
+                return row, records
+            missing = [r[0] for r in records if cache.peek(key, r[0], r[2]) is None]
+            if not missing:
+                return row, records
+            data = {r[0]: r for r in await conn.fetch(_postgres.EVENT_DATA_SQL, *key, missing)}
+            return row, [data.get(r[0], r) for r in records]
+
+        found = await self._pg_run("get_session", body)
+        if found is None:
+            return None
+        row, records = found
+        own_state = _decode_state(row[0], "sessions", _session_key(*key))
+        app_state, user_state = _decode_scopes(row[2], row[3], app_name, user_id)
+        stored_events = self._pg_events(key, records)
+        return self._session(
+            app_name,
+            user_id,
+            session_id,
+            own_state,
+            app_state,
+            user_state,
+            row[1],
+            stored_events,
+            row[5],
+            _metadata_sql.decode_labels(row[6], _session_key(*key)),
+        )
+
+    def _pg_events(self, key: _SessionKey, records: list[Any]) -> list[Event]:
+        """Events from (id, invocation_id, timestamp, data) records, cached ones reused."""
+        rows = [_sqlite.EventRow(*r) for r in records]
+        cache = self._event_cache
+        if cache is None:
+            return _rows_to_events(rows, key)
+        result: list[Event | None] = [cache.get(key, r.id, r.timestamp) for r in rows]
+        todo = [r for r, hit in zip(rows, result, strict=True) if hit is None]
+        if todo:
+            parsed = iter(_rows_to_events(todo, key))
+            for index, hit in enumerate(result):
+                if hit is None:
+                    event = next(parsed)
+                    cache.put(key, rows[index].id, rows[index].timestamp, event)
+                    result[index] = event
+        return typing_cast("list[Event]", result)
+
+    async def _pg_list(
+        self, app_name: str, user_id: str | None, limit: int | None, after: PageKey | None
+    ) -> ListSessionsResponse:
+        flags = (user_id is not None, after is not None, limit is not None)
+        sql = self._pg_statement(("list", *flags), lambda: _postgres.list_sql(*flags))
+        args: list[Any] = [app_name, self._db_time(self._clock())]
+        if user_id is not None:
+            args.append(user_id)
+        if after is not None:
+            stamp, last_user, last_id = after
+            args += [self._bound_time(stamp, "page_token"), last_user, last_id]
+        if limit is not None:
+            args.append(min(limit, _MAX_ROWS) + 1)
+
+        async def body(conn: Any) -> list[Any]:
+            return typing_cast("list[Any]", await conn.fetch(sql, *args))
+
+        rows = await self._pg_run("list_sessions", body)
+        scopes = [(r[1], r[3]) for r in rows if r[0] != 2]
+        return self._listing(app_name, limit, scopes, [r[1:] for r in rows if r[0] == 2])
+
+    def _listing(
+        self,
+        app_name: str,
+        limit: int | None,
+        scope_rows: Sequence[Any],
+        session_rows: Sequence[Any],
+    ) -> ListSessionsResponse:
+        """A listing from rows of the sessions and of the scopes.
+
+        ``session_rows`` are (user_id, id, state, update_time, display_name, labels JSON), in
+        list order; ``scope_rows`` are (user_id, state), user_id None for the app's.
+        """
+        scopes: dict[str | None, dict[str, Any]] = {}
+        for scope_user, value in scope_rows:
+            if scope_user is None:
+                scopes[None] = _decode_state(value, "app_states", {"app_name": app_name})
+            else:
+                scope_key = {"app_name": app_name, "user_id": scope_user}
+                scopes[scope_user] = _decode_state(value, "user_states", scope_key)
+        rows = list(session_rows)
+        more = limit is not None and len(rows) > limit
+        if more:
+            del rows[limit:]
+        app_state = scopes.get(None) or {}
+        states = _decode_states(app_name, rows)
+        result = []
+        for (row_user, row_id, _, update_time, display_name, labels), own in zip(
+            rows, states, strict=True
+        ):
+            epoch, marker = _stamp_fields(update_time)
+            if labels is not None:
+                labels = _metadata_sql.decode_labels(
+                    labels, _session_key(app_name, row_user, row_id)
+                )
+            result.append(
+                Session._from_storage(
+                    id=row_id,
+                    app_name=app_name,
+                    user_id=row_user,
+                    # Decoded for this session alone, the state is its own: no copy.
+                    state=merge_fresh_state(own, app_state, scopes.get(row_user) or {}),
+                    events=[],
+                    last_update_time=epoch,
+                    marker=marker,
+                    display_name=display_name,
+                    labels=labels,
+                )
+            )
+        token = None
+        if more:
+            last = result[-1]
+            token = encode_page_token((last.last_update_time, last.user_id, last.id))
+        return ListSessionsResponse(sessions=result, next_page_token=token)
+
+    # MySQL/MariaDB (aiomysql): the statements of an operation sent together --------------------
+    #
+    # `_mysql` has the statements. What they cannot settle alone goes on to the SQLAlchemy path.
+
+    async def _my_run(self, operation: str, body: Callable[[Any], Awaitable[_T]]) -> _T:
+        """Runs ``body`` on a pooled aiomysql cursor; errors leave as `_run`'s do."""
+        import aiomysql  # type: ignore[import-untyped]
+
+        await self._prepare()
+        pool = self._my
+        assert pool is not None
+        try:
+            return await pool.run(body)
+        except UnicodeEncodeError as error:
+            raise ValueError(_NOT_UNICODE.format(operation)) from error
+        except aiomysql.Error as error:
+            if _dialects.is_unencodable(error):
+                raise ValueError(_NOT_UNICODE.format(operation)) from error
+            if _mysql.dropped(error):
+                raise StorageError(
+                    f"{operation} failed: cannot reach the database at {self._url}: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+            raise StorageError(
+                f"{operation} failed on {self._url}: {type(error).__name__}: {error}"
+            ) from error
+        except (OSError, asyncio.TimeoutError) as error:
+            raise StorageError(
+                f"{operation} failed: cannot reach the database at {self._url}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+
+    async def _my_append(
+        self, session: Session, event: Event, plan: AppendPlan
+    ) -> AppendOutcome | None:
+        """The common append in two round trips; None when the SQLAlchemy path must decide."""
+        import aiomysql
+
+        marker = session._storage_update_marker
+        scoped = plan.scoped
+        if marker is None or self._on_stale == "merge" or scoped.app or scoped.user:
+            return None
+        key = (session.app_name, session.user_id, session.id)
+        now = self._db_time(self._clock())
+        search_text = _search.text_of(event) if self._search_on else ""
+        sql = _mysql.write_sql(bool(scoped.session), bool(search_text))
+
+        async def body(cur: Any) -> AppendOutcome | None:
+            lock = _mysql.LOCK_WITH_STATE_SQL if scoped.session else _mysql.LOCK_SQL
+            await cur.execute(lock, (*key, now))
+            row = await cur.fetchone()
+            if row is None or _marker(from_db_time(row[0])) != marker:
+                await cur.connection.rollback()
+                return None
+            timestamp, stamp = _next_time(event.timestamp, from_db_time(row[0]))
+            db_stamp = stamp.replace(tzinfo=None)
+            head = (event.id, *key, event.invocation_id, db_stamp, plan.text_at(timestamp))
+            if scoped.session:
+                try:
+                    own = _decode_state(row[1], "sessions", _session_key(*key))
+                except CorruptDataError:
+                    await cur.connection.rollback()
+                    raise
+                params: tuple[Any, ...] = (
+                    *head,
+                    db_stamp,
+                    json.dumps({**own, **scoped.session}),
+                    *key,
+                )
+            else:
+                params = (*head, db_stamp, *key)
+            if search_text:
+                # search: the index row, in the same packet, before the COMMIT.
+                index = _search.index_params(
+                    "mysql", *key, (event.id, event.author, timestamp, search_text)
+                )
+                params += (
+                    *key,
+                    event.id,
+                    index["author"],
+                    float(timestamp),
+                    index["body"],
+                    index["terms"],
+                )
+            try:
+                await cur.execute(sql, params)
+                await _mysql.results(cur)
+            except (aiomysql.IntegrityError, aiomysql.OperationalError) as error:
+                code = error.args[0] if error.args else None
+                if code not in (1062, 1205, 1213):  # duplicate id, lock timeout, deadlock
+                    raise
+                await cur.connection.rollback()
+                return None
+            return AppendOutcome(
+                timestamp=timestamp, last_update_time=_epoch(stamp), marker=_marker(stamp)
+            )
+
+        return await self._my_run("append_event", body)
+
+    async def _my_create(
+        self, app_name: str, user_id: str, session_id: str | None, state: ScopedDelta
+    ) -> Session | None:
+        """A new session in one round trip; None when the id exists (the other path decides)."""
+        new_id = session_id or str(uuid.uuid4())
+        now = self._db_time(time.time())
+        params = (
+            app_name,
+            now,
+            app_name,
+            user_id,
+            now,
+            app_name,
+            user_id,
+            new_id,
+            json.dumps(state.session),
+            now,
+            now,
+            app_name,
+            app_name,
+            user_id,
+        )
+
+        async def body(cur: Any) -> Any:
+            await cur.execute(_mysql.CREATE_SQL, params)
+            return (await _mysql.results(cur))[3][0]
+
+        row = await self._my_run("create_session", body)
+        if row[0] != 1:
+            return None
+        app_state, user_state = _decode_scopes(row[1], row[2], app_name, user_id)
+        return self._session(
+            app_name, user_id, new_id, state.session, app_state, user_state, now, []
+        )
+
+    async def _my_get(
+        self, app_name: str, user_id: str, session_id: str, config: GetSessionConfig | None
+    ) -> Session | None:
+        key = (app_name, user_id, session_id)
+        cache = self._event_cache
+        recent = None if config is None else config.num_recent_events
+        after = None if config is None else config.after_timestamp
+        with_data = cache is None or (recent is not None and recent <= 100)
+        flags = (with_data, after is not None, recent is not None)
+        sql = self._pg_statement(
+            ("my-get", *flags),
+            lambda: f"{_mysql.SESSION_SQL}; {_mysql.events_sql(*flags)}; COMMIT",
+        )
+        params: list[Any] = [app_name, app_name, user_id, *key, self._db_time(self._clock())]
+        params += key
+        if after is not None:
+            params.append(self._bound_time(after, "after_timestamp"))
+        if recent is not None:
+            params.append(min(recent, _MAX_ROWS))
+
+        async def body(cur: Any) -> tuple[Any, list[Any]] | None:
+            await cur.execute(sql, params)
+            sets = await _mysql.results(cur)
+            if not sets[0]:
+                return None
+            records = sets[1]
+            records.reverse()
+            if cache is None or with_data:
+                return sets[0][0], records
+            missing = [r[0] for r in records if cache.peek(key, r[0], r[2]) is None]
+            if not missing:
+                return sets[0][0], records
+            data: dict[str, Any] = {}
+            for start in range(0, len(missing), 500):
+                chunk = missing[start : start + 500]
+                await cur.execute(_mysql.event_data_sql(len(chunk)), (*key, *chunk))
+                data.update((r[0], r) for r in (await _mysql.results(cur))[0])
+            return sets[0][0], [data.get(r[0], r) for r in records]
+
+        found = await self._my_run("get_session", body)
+        if found is None:
+            return None
+        row, records = found
+        own_state = _decode_state(row[0], "sessions", _session_key(*key))
+        app_state, user_state = _decode_scopes(row[2], row[3], app_name, user_id)
+        stored_events = self._pg_events(key, records)
+        return self._session(
+            app_name,
+            user_id,
+            session_id,
+            own_state,
+            app_state,
+            user_state,
+            row[1],
+            stored_events,
+            row[4],
+            _metadata_sql.decode_labels(row[5], _session_key(*key)),
+        )
+
+    async def _my_list(
+        self, app_name: str, user_id: str | None, limit: int | None, after: PageKey | None
+    ) -> ListSessionsResponse:
+        flags = (user_id is not None, after is not None, limit is not None)
+        sql = self._pg_statement(("my-list", *flags), lambda: _mysql.list_sql(*flags))
+        params: list[Any] = [app_name, app_name]
+        if user_id is not None:
+            params.append(user_id)
+        params += [app_name, self._db_time(self._clock())]
+        if user_id is not None:
+            params.append(user_id)
+        if after is not None:
+            stamp, last_user, last_id = after
+            at = self._bound_time(stamp, "page_token")
+            params += [at, at, last_user, at, last_user, last_id]
+        if limit is not None:
+            params.append(min(limit, _MAX_ROWS) + 1)
+
+        async def body(cur: Any) -> list[list[Any]]:
+            await cur.execute(sql, params)
+            return await _mysql.results(cur)
+
+        sets = await self._my_run("list_sessions", body)
+        return self._listing(app_name, limit, sets[0], sets[1])
+
 
 _SessionKey = tuple[str, str, str]
+
+
+# The SQLite engine's statements, fixed strings that sqlite3 keeps prepared -------------------
+
+_LITE_LIVE = (
+    "NOT EXISTS (SELECT 1 FROM openadk_session_expiry x WHERE x.app_name = s.app_name "
+    "AND x.user_id = s.user_id AND x.session_id = s.id AND x.expire_time <= ?)"
+)
+_LITE_SESSION_KEY = "s.app_name = ? AND s.user_id = ? AND s.id = ?"
+_LITE_LOCK = f"SELECT s.update_time FROM sessions s WHERE {_LITE_SESSION_KEY} AND {_LITE_LIVE}"
+_LITE_LOCK_WITH_STATE = (
+    f"SELECT s.update_time, s.state FROM sessions s WHERE {_LITE_SESSION_KEY} AND {_LITE_LIVE}"
+)
+_LITE_EVENTS_OF = "app_name = ? AND user_id = ? AND session_id = ?"
+_LITE_EVENT_COLUMNS = "id, invocation_id, timestamp, event_data"
+_LITE_LAST_EVENT = (
+    f"SELECT id FROM events WHERE {_LITE_EVENTS_OF} ORDER BY timestamp DESC, id DESC LIMIT 1"
+)
+_LITE_EVENT_BY_ID = f"SELECT {_LITE_EVENT_COLUMNS} FROM events WHERE id = ? AND {_LITE_EVENTS_OF}"
+_LITE_INSERT_EVENT = (
+    "INSERT INTO events (id, app_name, user_id, session_id, invocation_id, timestamp, "
+    "event_data) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_LITE_UPDATE_SESSION = (
+    "UPDATE sessions SET update_time = ? WHERE app_name = ? AND user_id = ? AND id = ?"
+)
+_LITE_UPDATE_SESSION_STATE = (
+    "UPDATE sessions SET update_time = ?, state = ? WHERE app_name = ? AND user_id = ? AND id = ?"
+)
+_LITE_ENSURE_APP = (
+    "INSERT INTO app_states (app_name, state, update_time) VALUES (?, '{}', ?) "
+    "ON CONFLICT DO NOTHING"
+)
+_LITE_ENSURE_USER = (
+    "INSERT INTO user_states (app_name, user_id, state, update_time) VALUES (?, ?, '{}', ?) "
+    "ON CONFLICT DO NOTHING"
+)
+_LITE_APP_STATE = "SELECT state FROM app_states WHERE app_name = ?"
+_LITE_USER_STATE = "SELECT state FROM user_states WHERE app_name = ? AND user_id = ?"
+_LITE_UPDATE_APP = "UPDATE app_states SET state = ?, update_time = ? WHERE app_name = ?"
+_LITE_UPDATE_USER = (
+    "UPDATE user_states SET state = ?, update_time = ? WHERE app_name = ? AND user_id = ?"
+)
+_LITE_SCOPES = f"SELECT ({_LITE_APP_STATE}), ({_LITE_USER_STATE})"
+_LITE_EXPIRY_KEY = "app_name = ? AND user_id = ? AND session_id = ?"
+_LITE_EXPIRED = (
+    f"SELECT 1 FROM openadk_session_expiry WHERE {_LITE_EXPIRY_KEY} AND expire_time <= ?"
+)
+_LITE_DELETE_EXPIRY = f"DELETE FROM openadk_session_expiry WHERE {_LITE_EXPIRY_KEY}"
+_LITE_INSERT_EXPIRY = (
+    "INSERT INTO openadk_session_expiry (app_name, user_id, session_id, expire_time) "
+    "VALUES (?, ?, ?, ?)"
+)
+_LITE_DELETE_SESSION = (
+    _LITE_DELETE_EXPIRY,
+    f"DELETE FROM openadk_session_labels WHERE {_LITE_EVENTS_OF}",
+    f"DELETE FROM openadk_session_metadata WHERE {_LITE_EVENTS_OF}",
+    f"DELETE FROM events WHERE {_LITE_EVENTS_OF}",
+    "DELETE FROM sessions WHERE app_name = ? AND user_id = ? AND id = ?",
+)
+_LITE_SESSION_ROW = (
+    "SELECT state, update_time FROM sessions WHERE app_name = ? AND user_id = ? AND id = ?"
+)
+_LITE_INSERT_SESSION = (
+    "INSERT INTO sessions (app_name, user_id, id, state, create_time, update_time) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+# metadata: a session's title and labels, joined on the metadata table's primary key.
+_LITE_WITH_METADATA = (
+    "sessions s LEFT JOIN openadk_session_metadata m ON m.app_name = s.app_name "
+    "AND m.user_id = s.user_id AND m.session_id = s.id"
+)
+_LITE_GET_SESSION = (
+    f"SELECT s.state, s.update_time, ({_LITE_APP_STATE}), ({_LITE_USER_STATE}), "
+    f"m.display_name, m.labels FROM {_LITE_WITH_METADATA} "
+    f"WHERE {_LITE_SESSION_KEY} AND {_LITE_LIVE}"
+)
+_LITE_LIST = (
+    f"SELECT s.user_id, s.id, s.state, s.update_time, m.display_name, m.labels "
+    f"FROM {_LITE_WITH_METADATA} WHERE s.app_name = ? AND {_LITE_LIVE}"
+)
+_LITE_READ_METADATA = (
+    f"SELECT display_name, labels FROM openadk_session_metadata WHERE {_LITE_EVENTS_OF}"
+)
+_LITE_DELETE_METADATA = f"DELETE FROM openadk_session_metadata WHERE {_LITE_EVENTS_OF}"
+_LITE_DELETE_LABELS = f"DELETE FROM openadk_session_labels WHERE {_LITE_EVENTS_OF}"
+_LITE_INSERT_METADATA = (
+    "INSERT INTO openadk_session_metadata (app_name, user_id, session_id, display_name, labels) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+_LITE_INSERT_LABEL = (
+    "INSERT INTO openadk_session_labels (app_name, user_id, session_id, key, value) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+# search: the index row of an appended event; a session's rows, found by its scope token.
+_LITE_INDEX_EVENT = str(_search.INSERT["sqlite"].text)
+_LITE_UNINDEX_SESSION = (
+    f"DELETE FROM {_search.SEARCH_TABLE} WHERE {_search.SEARCH_TABLE} MATCH :match"
+)
+_LITE_LIST_SCOPES = (
+    "SELECT NULL, state FROM app_states WHERE app_name = ? "
+    "UNION ALL SELECT user_id, state FROM user_states WHERE app_name = ?"
+)
+
+
+class _LiteEvents(NamedTuple):
+    """What `_lite_events` read.
+
+    The order (id, stored time, cached event or None), the rows to parse, and the cache they go
+    into (None: no cache, and ``data`` is the whole answer).
+    """
+
+    order: list[tuple[str, Any, Event | None]]
+    data: list[_sqlite.EventRow]
+    cache: _EventCache | None
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def scoped_parts(scoped: ScopedDelta) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A delta's session, app and user parts, in `_postgres.append_sql`'s parameter order."""
+    return scoped.session, scoped.app, scoped.user
+
+
+def merge_fresh_state(
+    own: dict[str, Any], app_state: dict[str, Any], user_state: dict[str, Any]
+) -> dict[str, Any]:
+    """`merge_state` for a session state decoded for this session alone.
+
+    That state is kept (no copy); only container values of the shared app and user states are
+    copied.
+    """
+    for key, value in app_state.items():
+        own["app:" + key] = value if value.__class__ in _PLAIN else copy_json(value)
+    for key, value in user_state.items():
+        own["user:" + key] = value if value.__class__ in _PLAIN else copy_json(value)
+    return own
 
 
 class _EventCache:
@@ -1440,6 +2585,17 @@ class _EventCache:
         hit = entries.get(event_id)
         return hit[1] if hit is not None and hit[0] == stamp else None
 
+    def peek(self, key: _SessionKey, event_id: str, stamp: Any) -> Event | None:
+        """`get` without marking the session recently used (safe from another thread)."""
+        entries = self._sessions.get(key)
+        hit = None if entries is None else entries.get(event_id)
+        return hit[1] if hit is not None and hit[0] == stamp else None
+
+    def touch(self, key: _SessionKey) -> None:
+        """Marks the session recently used."""
+        if key in self._sessions:
+            self._sessions.move_to_end(key)
+
     def put(self, key: _SessionKey, event_id: str, stamp: Any, event: Event) -> None:
         entries = self._sessions.setdefault(key, {})
         self._sessions.move_to_end(key)
@@ -1456,13 +2612,6 @@ class _EventCache:
     def drop_user(self, app_name: str, user_id: str) -> None:
         for key in [k for k in self._sessions if k[0] == app_name and k[1] == user_id]:
             self.drop(key)
-
-
-def _event_content(event: Event) -> dict[str, Any]:
-    """The part of an event's JSON that `_search.event_text` reads."""
-    if event.content is None:
-        return {}
-    return {"content": event.content.model_dump(mode="json", exclude_none=True)}
 
 
 def _expiry_key(app_name: str, user_id: str, session_id: str) -> tuple[Any, ...]:
@@ -1513,6 +2662,41 @@ def _session_key(app_name: str, user_id: str, session_id: str) -> dict[str, str]
 def _row_name(table: str, key: dict[str, str]) -> str:
     shown = ", ".join(f"{name}={value!r}" for name, value in key.items())
     return f"the {table} row ({shown})"
+
+
+def _decode_states(app_name: str, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """The states of (user_id, id, state, ...) session rows, decoded in one ``json.loads``.
+
+    Any row that is not a JSON object text on its own (checked one by one only then) is
+    decoded alone, so a corrupt one is named.
+    """
+    texts = [row[2] for row in rows]
+    if texts and all(type(text) is str and text[:1] == "{" and text[-1:] == "}" for text in texts):
+        try:
+            decoded = json.loads("[" + ",".join(texts) + "]")
+        except ValueError:
+            decoded = None
+        if (
+            isinstance(decoded, list)
+            and len(decoded) == len(texts)
+            and all(type(state) is dict for state in decoded)
+        ):
+            return decoded
+    return [
+        _decode_state(row[2], "sessions", _session_key(app_name, row[0], row[1])) for row in rows
+    ]
+
+
+def _stamp_fields(value: Any) -> tuple[float, str]:
+    """A stored update time as (Unix seconds, revision marker), fast for the usual forms."""
+    if value.__class__ is str and len(value) == 26 and value[10] == " ":
+        # SQLAlchemy's SQLite text form: the marker is the ISO form with a "T".
+        parsed = datetime.datetime.fromisoformat(value)
+        return parsed.replace(tzinfo=_UTC).timestamp(), value[:10] + "T" + value[11:]
+    if value.__class__ is datetime.datetime and value.tzinfo is None:
+        return value.replace(tzinfo=_UTC).timestamp(), value.isoformat(timespec="microseconds")
+    stamp = from_db_time(value)
+    return _epoch(stamp), _marker(stamp)
 
 
 def _decode_state(value: Any, table: str, key: dict[str, str]) -> dict[str, Any]:

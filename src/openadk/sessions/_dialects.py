@@ -21,6 +21,7 @@ from openadk.sessions._json import dumps_keeping_floats
 from openadk.sessions._schema import MYSQL_FAMILY
 
 __all__ = [
+    "asyncpg_ssl",
     "build_engine",
     "insert_if_absent",
     "is_nul_refusal",
@@ -201,6 +202,12 @@ def _asyncpg_ssl(url: URL, shown: str) -> tuple[URL, Any]:
     return url, context
 
 
+def asyncpg_ssl(db_url: str) -> Any:
+    """The ``ssl`` argument an asyncpg URL's libpq TLS parameters make (None: there are none)."""
+    url = normalize_url(db_url)
+    return _asyncpg_ssl(url, redact_url(url))[1]
+
+
 def _missing_extra(backend: str, shown: str) -> ValueError:
     return ValueError(
         f"Database URL '{shown}' needs the {backend} dialect, which is not installed. "
@@ -311,8 +318,12 @@ def build_engine(db_url: str, engine_kwargs: dict[str, Any]) -> AsyncEngine | En
             connect_args = dict(kwargs.get("connect_args") or {})
             connect_args.setdefault("check_same_thread", False)
             kwargs["connect_args"] = connect_args
-    else:
+    elif backend == "postgresql":
+        # With asyncpg the service's common operations bypass this engine (its own pool pings
+        # nothing); the engine, also handed to callers as `engine`, keeps checking connections.
         kwargs.setdefault("pool_pre_ping", True)
+    # Elsewhere no pool_pre_ping (a round trip on every checkout): the service detects a
+    # dropped connection when it uses it and reruns the operation on a new one.
     if backend == "postgresql":
         kwargs.setdefault("json_serializer", dumps_keeping_floats)
     if backend == "sqlite":

@@ -19,6 +19,7 @@ __all__ = [
     "copy_json",
     "copy_model",
     "dumps_keeping_floats",
+    "keep_floats",
     "to_json_value",
 ]
 
@@ -316,14 +317,24 @@ def _plain_float(match: re.Match[str]) -> str:
     return digits if "." in digits else digits + ".0"
 
 
-def dumps_keeping_floats(value: Any) -> str:
-    """``json.dumps``, writing every float with a decimal point and no exponent.
+# A number in exponent form where a JSON value starts (after ``:``, ``,`` or ``[``). Searching
+# for it (in C) lets the string-aware rewrite, which calls back into Python per literal, run
+# only when there may be something to rewrite; text inside strings can match, never miss.
+_EXPONENT_HINT = re.compile(r"[:,\[]\s*-?\d+(?:\.\d+)?[eE]")
+
+
+def keep_floats(text: str) -> str:
+    """JSON text with every number in exponent form rewritten in plain decimal notation.
 
     PostgreSQL's JSONB stores numbers as ``numeric`` and prints ``1e+16`` back as
     ``10000000000000000``, which reads as an int. Written as ``10000000000000000.0`` it keeps its
-    scale and reads back as the same float, so state survives JSONB exactly.
+    scale and reads back as the same float, so values survive JSONB exactly.
     """
-    text = json.dumps(value)
-    if "e" in text or "E" in text:
-        return _STRING_OR_EXPONENT.sub(_plain_float, text)
-    return text
+    if _EXPONENT_HINT.search(text) is None:
+        return text
+    return _STRING_OR_EXPONENT.sub(_plain_float, text)
+
+
+def dumps_keeping_floats(value: Any) -> str:
+    """``json.dumps``, writing every float with a decimal point and no exponent (`keep_floats`)."""
+    return keep_floats(json.dumps(value))

@@ -19,10 +19,12 @@ from openadk.sessions._metadata import SessionMetadata, Unset
 from openadk.sessions._schema import session_labels, session_metadata, sessions
 
 __all__ = [
+    "decode_labels",
     "delete_session_metadata",
     "delete_user_metadata",
     "label_conditions",
     "metadata_columns",
+    "new_metadata",
     "read_metadata",
     "row_metadata",
     "write_metadata",
@@ -63,6 +65,18 @@ def metadata_columns(dialect: str) -> list[Any]:
 def row_metadata(row: Any, key: dict[str, str]) -> tuple[str | None, dict[str, str]]:
     """The title and labels of a row selected with `metadata_columns`."""
     return row.meta_display_name, _decode_labels(row.meta_labels, key)
+
+
+def decode_labels(value: Any, key: dict[str, str]) -> dict[str, str]:
+    """Labels as stored (JSON text, a dict, or NULL), checked; ``key`` names a corrupt row."""
+    return _decode_labels(value, key)
+
+
+def new_metadata(metadata: SessionMetadata) -> tuple[str | None, dict[str, str]]:
+    """The title and labels a new session gets from ``metadata`` (`UNSET` ones: none)."""
+    display_name = None if isinstance(metadata.display_name, Unset) else metadata.display_name
+    labels = {} if isinstance(metadata.labels, Unset) else dict(metadata.labels)
+    return display_name, labels
 
 
 def _decode_labels(value: Any, key: dict[str, str]) -> dict[str, str]:

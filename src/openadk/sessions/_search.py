@@ -40,6 +40,7 @@ from openadk.sessions._search_text import (
     event_text,
     parse_query,
     snippet,
+    text_of,
     words,
 )
 
@@ -54,7 +55,9 @@ __all__ = [
     "index_exists",
     "parse_query",
     "search_rows",
+    "session_match",
     "snippet",
+    "text_of",
     "unindex_events",
     "unindex_session",
     "unindex_user",
@@ -210,6 +213,11 @@ async def index_events(
 
 def _session_match(app_name: str, user_id: str, session_id: str) -> str:
     return f'scope : "{_scope(app_name, user_id, session_id)}"'
+
+
+def session_match(app_name: str, user_id: str, session_id: str) -> str:
+    """SQLite: the FTS5 MATCH expression of a session's index rows."""
+    return _session_match(app_name, user_id, session_id)
 
 
 async def unindex_events(

@@ -18,6 +18,7 @@ __all__ = [
     "event_text",
     "parse_query",
     "snippet",
+    "text_of",
     "words",
 ]
 
@@ -53,6 +54,15 @@ def event_text(data: Mapping[str, Any]) -> str:
         if isinstance(part, Mapping) and isinstance(part.get("text"), str) and part["text"]
     ]
     return "\n".join(texts)
+
+
+def text_of(event: Any) -> str:
+    """`event_text` of an `Event` object, read from its content without dumping it to JSON."""
+    content = getattr(event, "content", None)
+    parts = None if content is None else content.parts
+    if not parts:
+        return ""
+    return "\n".join(part.text for part in parts if isinstance(part.text, str) and part.text)
 
 
 def parse_query(query: object) -> list[str]:

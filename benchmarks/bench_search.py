@@ -1,0 +1,202 @@
+"""Benchmark of openadk's additions: label-filtered listing, full-text search, indexed appends.
+
+google-adk has neither labels nor search, so there is no side-by-side ratio for those; the
+append with the index kept is reported as a ratio to the same append without it (the target is
+within 1.3x).
+
+Data is built with bulk SQL (one multi-row INSERT per 5,000 rows), not through the service:
+
+1. ``list_sessions(labels={"team": "t7"}, limit=100)`` over ``--sessions`` sessions (default
+   100,000) of which 1 in 100 carries the label (1,000 matching).
+2. ``search_events`` over ``--events`` events (default 1,000,000; 200 sessions' worth of
+   generated sentences from a 5,000-word vocabulary), p50/p95 of 200 queries of two words.
+3. ``append_event`` with the search index kept vs. with it switched off (500 appends each).
+
+Run: ``python benchmarks/bench_search.py [--db sqlite|postgres] [--sessions N] [--events N]``.
+PostgreSQL uses a throwaway database on ``postgres@127.0.0.1:5432``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from google.genai import types
+from sqlalchemy import text
+
+from openadk.events import Event
+from openadk.sessions import DatabaseSessionService
+from openadk.sessions._schema import session_labels, sessions, to_db_time
+from openadk.sessions._search import INSERT, family, index_params
+
+APP = "bench"
+BATCH = 5_000
+
+
+def _words(rng: random.Random, vocabulary: list[str], n: int) -> str:
+    return " ".join(rng.choice(vocabulary) for _ in range(n))
+
+
+async def _bulk(
+    service: DatabaseSessionService, statement: Any, rows: list[dict[str, Any]]
+) -> None:
+    engine: Any = service.engine
+    for start in range(0, len(rows), BATCH):
+        async with engine.begin() as conn:
+            await conn.execute(statement, rows[start : start + BATCH])
+
+
+async def build_sessions(service: DatabaseSessionService, count: int) -> None:
+    now = time.time()
+    rows = [
+        {
+            "app_name": APP,
+            "user_id": f"u{i % 1000}",
+            "id": f"s{i}",
+            "state": "{}" if service.engine.dialect.name != "postgresql" else {},
+            "create_time": to_db_time(now - count + i),
+            "update_time": to_db_time(now - count + i),
+        }
+        for i in range(count)
+    ]
+    await _bulk(service, sessions.insert(), rows)
+    labels = [
+        {
+            "app_name": APP,
+            "user_id": f"u{i % 1000}",
+            "session_id": f"s{i}",
+            "key": "team",
+            "value": f"t{i % 100}",
+        }
+        for i in range(count)
+    ]
+    await _bulk(service, session_labels.insert(), labels)
+
+
+async def build_events(service: DatabaseSessionService, count: int) -> list[str]:
+    rng = random.Random(7)
+    vocabulary = [f"w{n}x" for n in range(5_000)]
+    fam = family(service.engine.dialect.name)
+    rows = []
+    now = time.time() - count
+    for i in range(count):
+        rows.append(
+            index_params(
+                fam,
+                APP,
+                f"u{i % 1000}",
+                f"s{i % 200}",
+                (f"e{i}", "user", now + i, _words(rng, vocabulary, 12)),
+            )
+        )
+    await _bulk(service, INSERT[fam], rows)
+    return vocabulary
+
+
+async def timed(call: Any, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        await call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _ms(values: list[float]) -> str:
+    ordered = sorted(values)
+    p95 = ordered[int(len(ordered) * 0.95) - 1]
+    return f"p50 {statistics.median(values) * 1000:.2f} ms, p95 {p95 * 1000:.2f} ms"
+
+
+async def run(url: str, n_sessions: int, n_events: int) -> dict[str, Any]:
+    service = DatabaseSessionService(url)
+    await service.prepare_tables()
+    results: dict[str, Any] = {"url": url.split("@")[-1]}
+    started = time.perf_counter()
+    await build_sessions(service, n_sessions)
+    vocabulary = await build_events(service, n_events)
+    engine: Any = service.engine
+    if engine.dialect.name == "postgresql":
+        async with engine.begin() as conn:
+            await conn.execute(text("ANALYZE"))
+    results["build_seconds"] = round(time.perf_counter() - started, 1)
+
+    async def listing() -> None:
+        page = await service.list_sessions(app_name=APP, labels={"team": "t7"}, limit=100)
+        assert len(page.sessions) == min(100, n_sessions // 100)
+
+    results["list_by_label"] = _ms(await timed(listing, 50))
+    rng = random.Random(3)
+
+    async def search() -> None:
+        query = f"{rng.choice(vocabulary)} {rng.choice(vocabulary)}"
+        await service.search_events(app_name=APP, query=query)
+
+    results["search"] = _ms(await timed(search, 200))
+
+    async def appends(indexed: bool) -> list[float]:
+        service._search_on = indexed
+        session = await service.create_session(app_name=f"{APP}-append", user_id="u")
+        times = []
+        for n in range(500):
+            event = Event(
+                author="user",
+                invocation_id=f"e-{uuid.uuid4()}",
+                content=types.Content(
+                    role="user", parts=[types.Part(text=_words(rng, vocabulary, 30) + f" {n}")]
+                ),
+            )
+            start = time.perf_counter()
+            await service.append_event(session, event)
+            times.append(time.perf_counter() - start)
+        return times
+
+    without = await appends(False)
+    with_index = await appends(True)
+    results["append_without_index"] = _ms(without)
+    results["append_with_index"] = _ms(with_index)
+    results["append_ratio_p50"] = round(
+        statistics.median(with_index) / statistics.median(without), 2
+    )
+    await service.close()
+    return results
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--sessions", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    args = parser.parse_args()
+    if args.db == "sqlite":
+        folder = Path(tempfile.mkdtemp(prefix="openadk-bench-search-"))
+        print(
+            json.dumps(
+                await run(f"sqlite+aiosqlite:///{folder / 'b.db'}", args.sessions, args.events),
+                indent=2,
+            )
+        )
+        return
+    import asyncpg
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+    await admin.execute(f"CREATE DATABASE {name}")
+    try:
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+        print(json.dumps(await run(url, args.sessions, args.events), indent=2))
+    finally:
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        await admin.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
