@@ -6,12 +6,12 @@ import os
 import uuid
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from openadk.sessions import DatabaseSessionService
-from openadk.sessions._metadata_sql import label_conditions
+from openadk.sessions._metadata_sql import PG_LABEL_LIST_SETUP, label_conditions
 from openadk.sessions._schema import sessions
 
 pytestmark = pytest.mark.asyncio
@@ -56,6 +56,8 @@ async def test_label_filter_uses_the_label_index() -> None:
             compiled = query.compile(
                 dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
             )
+            # What the service runs in a label-filtered listing's transaction first.
+            await conn.execute(text(PG_LABEL_LIST_SETUP))
             plan = "\n".join(
                 row[0] for row in (await conn.execute(text(f"EXPLAIN {compiled}"))).all()
             )
@@ -64,8 +66,16 @@ async def test_label_filter_uses_the_label_index() -> None:
             "idx_openadk_session_labels_find" in plan or "idx_openadk_sessions_app_update" in plan
         ), plan
         service = DatabaseSessionService(url)
+        statements: list[str] = []
+
+        def seen(*args: object) -> None:
+            statements.append(str(args[2]))
+
+        event.listen(service.engine.sync_engine, "before_cursor_execute", seen)
         page = await service.list_sessions(app_name=app, labels={"team": "t7"}, limit=100)
         assert len(page.sessions) == 100 and page.next_page_token is not None
+        # The service's listing runs the same setting in its transaction, before the query.
+        assert PG_LABEL_LIST_SETUP in statements, statements
         await service.close()
     finally:
         async with engine.begin() as conn:

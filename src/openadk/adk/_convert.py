@@ -182,6 +182,8 @@ def to_adk_session(session: Session, events: list[AdkEvent]) -> AdkSession:
         return built
     values = session.__dict__
     values["events"] = events
+    for name in OPENADK_ONLY_SESSION_FIELDS:  # a title and labels: google-adk has neither
+        values.pop(name, None)
     model = AdkSession.__new__(AdkSession)
     _set(model, "__dict__", values)
     # Shared: every field is in it, so pydantic's add() on assignment never changes it.
@@ -208,6 +210,8 @@ def _field_type(model: type[BaseModel], *path: str) -> Any:
 _EVENT_FIELDS = tuple(Event.model_fields)
 _ACTIONS_FIELDS = frozenset(EventActions.model_fields)
 _SESSION_FIELDS_SET = set(AdkSession.model_fields)
+# openadk's Session fields that google-adk's lacks (titles and labels), left out of its twin.
+OPENADK_ONLY_SESSION_FIELDS = ("display_name", "labels")
 
 _ADK_NODE_INFO = _field_type(AdkEvent, "node_info")
 _OPENADK_NODE_INFO = _field_type(Event, "node_info")
@@ -227,5 +231,5 @@ _SAME_SHAPE = (
     and set(AdkEventActions.model_fields) == _ACTIONS_FIELDS
     and set(_ADK_NODE_INFO.model_fields) == set(_OPENADK_NODE_INFO.model_fields)
     and set(_ADK_CACHE.model_fields) == set(_OPENADK_CACHE.model_fields)
-    and set(AdkSession.model_fields) == set(Session.model_fields)
+    and set(AdkSession.model_fields) == set(Session.model_fields) - set(OPENADK_ONLY_SESSION_FIELDS)
 )

@@ -30,6 +30,7 @@ try:
         null,
         or_,
         select,
+        text,
         type_coerce,
         update,
     )
@@ -929,6 +930,8 @@ class DatabaseSessionService(BaseSessionService):
             if filters:
                 # metadata: label and update-time filters, in SQL; keyset paging unchanged.
                 query = query.where(*_metadata_sql.label_conditions(filters.labels))
+                if filters.labels and self._dialect == "postgresql":
+                    await conn.execute(text(_metadata_sql.PG_LABEL_LIST_SETUP))
                 if filters.updated_after is not None:
                     at = self._bound_time(filters.updated_after, "updated_after")
                     query = query.where(sessions.c.update_time >= at)

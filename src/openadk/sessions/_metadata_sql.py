@@ -103,6 +103,17 @@ def _decode_labels(value: Any, key: dict[str, str]) -> dict[str, str]:
     return labels
 
 
+PG_LABEL_LIST_SETUP = "SET LOCAL random_page_cost = 1.1"
+"""Run (PostgreSQL, in the listing's transaction) before a label-filtered listing.
+
+With PostgreSQL's default ``random_page_cost`` of 4 (a spinning disk's), the planner prices the
+label index's probes above reading the app's every session, and answers a filter matching 1,000
+of 100,000 sessions with a sequential scan and a hash join. At an SSD's cost it probes
+``idx_openadk_session_labels_find``, then each match's primary key: the listing costs what it
+matches. ``SET LOCAL`` lasts only for that transaction.
+"""
+
+
 def label_conditions(labels: dict[str, str]) -> list[Any]:
     """WHERE conditions on ``sessions``: it has each label with exactly that value.
 
