@@ -2100,9 +2100,24 @@ class DatabaseSessionService(BaseSessionService):
         if found is None:
             return None
         row, records = found
+        return self._read_session(key, row, records, row[5], row[6])
+
+    def _read_session(
+        self,
+        key: _SessionKey,
+        row: Any,
+        records: list[Any],
+        display_name: str | None,
+        labels_text: Any,
+    ) -> Session:
+        """A session from a PostgreSQL or MariaDB session row and its event records.
+
+        The row starts with state, update time, app state and user state; the title and labels
+        sit where each engine's statement puts them.
+        """
+        app_name, user_id, session_id = key
         own_state = _decode_state(row[0], "sessions", _session_key(*key))
         app_state, user_state = _decode_scopes(row[2], row[3], app_name, user_id)
-        stored_events = self._pg_events(key, records)
         return self._session(
             app_name,
             user_id,
@@ -2111,9 +2126,9 @@ class DatabaseSessionService(BaseSessionService):
             app_state,
             user_state,
             row[1],
-            stored_events,
-            row[5],
-            _metadata_sql.decode_labels(row[6], _session_key(*key)),
+            self._pg_events(key, records),
+            display_name,
+            _metadata_sql.decode_labels(labels_text, _session_key(*key)),
         )
 
     def _pg_events(self, key: _SessionKey, records: list[Any]) -> list[Event]:
@@ -2385,21 +2400,7 @@ class DatabaseSessionService(BaseSessionService):
         if found is None:
             return None
         row, records = found
-        own_state = _decode_state(row[0], "sessions", _session_key(*key))
-        app_state, user_state = _decode_scopes(row[2], row[3], app_name, user_id)
-        stored_events = self._pg_events(key, records)
-        return self._session(
-            app_name,
-            user_id,
-            session_id,
-            own_state,
-            app_state,
-            user_state,
-            row[1],
-            stored_events,
-            row[4],
-            _metadata_sql.decode_labels(row[5], _session_key(*key)),
-        )
+        return self._read_session(key, row, records, row[4], row[5])
 
     async def _my_list(
         self, app_name: str, user_id: str | None, limit: int | None, after: PageKey | None
