@@ -182,3 +182,36 @@ async def test_a_dropped_mariadb_connection_is_rerun_on_a_new_one() -> None:
         await service.append_event(handle, _event(k=1))
         got = await service.get_session(app_name=app, user_id="u", session_id=handle.id)
     assert got is not None and got.state == {"k": 1}
+
+
+@pytest.mark.parametrize(
+    "query", ["", "&init_command=SET+SESSION+group_concat_max_len%3D200"], ids=["folded", "cut"]
+)
+async def test_a_cached_mariadb_history_comes_back_as_one_row_of_keys(query: str) -> None:
+    # aiomysql decodes each row in Python, so a whole cached history checks its event keys from
+    # one folded row; ids holding the fold's separators, or a fold cut short by the server's
+    # limits (here a 200-character group_concat_max_len), still read back exactly.
+    async with DatabaseSessionService(URLS["mariadb"] + query) as service:
+        app = f"fold-{uuid.uuid4().hex[:8]}"
+        handle = await service.create_session(app_name=app, user_id="u")
+        ids = ["a,b c", "ü ñ,", " lead", "trail ", *[f"e{i}" for i in range(20)]]
+        for number, event_id in enumerate(ids):
+            event = _text_event(f"text {number}", n=number)
+            event.id = event_id
+            await service.append_event(handle, event)
+        first = await service.get_session(app_name=app, user_id="u", session_id=handle.id)
+        sent: list[str] = []
+        _record(service, sent)
+        again = await service.get_session(app_name=app, user_id="u", session_id=handle.id)
+    assert first is not None and again is not None
+    assert [e.id for e in again.events] == ids == [e.id for e in first.events]
+    assert [e.content.parts[0].text for e in again.events if e.content and e.content.parts] == [
+        f"text {n}" for n in range(len(ids))
+    ]
+    assert again.state == {"n": len(ids) - 1}
+    folded = [s for s in sent if "GROUP_CONCAT" in s]
+    if query:
+        # The cut fold is read again row by row, in the same call.
+        assert len(folded) == 1 and len(sent) == 2
+    else:
+        assert len(folded) == 1 and len(sent) == 1

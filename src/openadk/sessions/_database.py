@@ -2090,7 +2090,7 @@ class DatabaseSessionService(BaseSessionService):
             records.reverse()
             if cache is None or with_data:
                 return row, records
-            missing = [r[0] for r in records if cache.peek(key, r[0], r[2]) is None]
+            missing = cache.missing(key, records)
             if not missing:
                 return row, records
             data = {r[0]: r for r in await conn.fetch(_postgres.EVENT_DATA_SQL, *key, missing)}
@@ -2133,18 +2133,17 @@ class DatabaseSessionService(BaseSessionService):
 
     def _pg_events(self, key: _SessionKey, records: list[Any]) -> list[Event]:
         """Events from (id, invocation_id, timestamp, data) records, cached ones reused."""
-        rows = [_sqlite.EventRow(*r) for r in records]
         cache = self._event_cache
         if cache is None:
-            return _rows_to_events(rows, key)
-        result: list[Event | None] = [cache.get(key, r.id, r.timestamp) for r in rows]
-        todo = [r for r, hit in zip(rows, result, strict=True) if hit is None]
+            return _rows_to_events([_sqlite.EventRow(*r) for r in records], key)
+        result = cache.get_many(key, records)
+        todo = [_sqlite.EventRow(*r) for r, hit in zip(records, result, strict=True) if hit is None]
         if todo:
             parsed = iter(_rows_to_events(todo, key))
             for index, hit in enumerate(result):
                 if hit is None:
                     event = next(parsed)
-                    cache.put(key, rows[index].id, rows[index].timestamp, event)
+                    cache.put(key, records[index][0], records[index][2], event)
                     result[index] = event
         return typing_cast("list[Event]", result)
 
@@ -2370,6 +2369,11 @@ class DatabaseSessionService(BaseSessionService):
             ("my-get", *flags),
             lambda: f"{_mysql.SESSION_SQL}; {_mysql.events_sql(*flags)}; COMMIT",
         )
+        # A whole history checked against the cache comes as one folded row (`stamps_sql`).
+        folded_sql = self._pg_statement(
+            ("my-get-folded", *flags[1:]),
+            lambda: f"{_mysql.SESSION_SQL}; {_mysql.stamps_sql(*flags[1:])}; COMMIT",
+        )
         params: list[Any] = [app_name, app_name, user_id, *key, self._db_time(self._clock())]
         params += key
         if after is not None:
@@ -2378,15 +2382,23 @@ class DatabaseSessionService(BaseSessionService):
             params.append(min(recent, _MAX_ROWS))
 
         async def body(cur: Any) -> tuple[Any, list[Any]] | None:
-            await cur.execute(sql, params)
-            sets = await _mysql.results(cur)
-            if not sets[0]:
-                return None
-            records = sets[1]
-            records.reverse()
+            records: list[Any] | None = None
+            if not with_data:
+                await cur.execute(folded_sql, params)
+                sets = await _mysql.results(cur)
+                if not sets[0]:
+                    return None
+                records = _mysql.parse_stamps(sets[1][0])
+            if records is None:  # with data, or a history too long to fold into one row
+                await cur.execute(sql, params)
+                sets = await _mysql.results(cur)
+                if not sets[0]:
+                    return None
+                records = sets[1]
+                records.reverse()
             if cache is None or with_data:
                 return sets[0][0], records
-            missing = [r[0] for r in records if cache.peek(key, r[0], r[2]) is None]
+            missing = cache.missing(key, records)
             if not missing:
                 return sets[0][0], records
             data: dict[str, Any] = {}
@@ -2588,6 +2600,32 @@ class _EventCache:
         self._sessions.move_to_end(key)
         hit = entries.get(event_id)
         return hit[1] if hit is not None and hit[0] == stamp else None
+
+    def get_many(self, key: _SessionKey, records: list[Any]) -> list[Event | None]:
+        """`get` of each (id, _, stamp, ...) record, in order; None where not cached."""
+        entries = self._sessions.get(key)
+        if entries is None:
+            return [None] * len(records)
+        self._sessions.move_to_end(key)
+        found = entries.get
+        result: list[Event | None] = []
+        for record in records:
+            hit = found(record[0])
+            result.append(hit[1] if hit is not None and hit[0] == record[2] else None)
+        return result
+
+    def missing(self, key: _SessionKey, records: list[Any]) -> list[Any]:
+        """The ids of the (id, _, stamp, ...) records `peek` would not find."""
+        entries = self._sessions.get(key)
+        if entries is None:
+            return [record[0] for record in records]
+        found = entries.get
+        lost: list[Any] = []
+        for record in records:
+            hit = found(record[0])
+            if hit is None or hit[0] != record[2]:
+                lost.append(record[0])
+        return lost
 
     def peek(self, key: _SessionKey, event_id: str, stamp: Any) -> Event | None:
         """`get` without marking the session recently used (safe from another thread)."""
