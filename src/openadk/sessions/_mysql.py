@@ -23,6 +23,8 @@ import datetime
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from openadk.sessions._pool import LifoPool
+
 __all__ = ["MyPool", "connect_kwargs"]
 
 _T = TypeVar("_T")
@@ -52,62 +54,37 @@ def dropped(error: BaseException) -> bool:
     return isinstance(error, (ConnectionError, asyncio.IncompleteReadError))
 
 
-class MyPool:
-    """Idle aiomysql connections, reused last-in first-out; at most ``size`` in use at once."""
+class MyPool(LifoPool[Any]):
+    """aiomysql connections; a refused statement is rolled back before the connection is reused."""
 
-    def __init__(self, kwargs: dict[str, Any], size: int, trace: Any = None) -> None:
-        self._kwargs = kwargs
-        self._trace = trace
-        self._size = size
-        self._idle: list[Any] = []
-        self._slots: asyncio.Semaphore | None = None
-        self._closed = False
-
-    async def run(self, body: Callable[[Any], Awaitable[_T]]) -> _T:
-        """Runs ``body`` with a cursor; ``body`` ends its transaction (COMMIT or rollback)."""
+    async def _connect(self) -> Any:
         import aiomysql  # type: ignore[import-untyped]
 
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self._size)
-        async with self._slots:
-            for attempt in range(3):
-                conn = self._idle.pop() if self._idle else await aiomysql.connect(**self._kwargs)
-                keep = False
-                try:
-                    async with conn.cursor() as cur:
-                        traced = self._trace is not None and self._trace.before_cursor_execute
-                        result = await body(_Traced(cur, self._trace) if traced else cur)
-                    keep = True
-                    return result
-                except BaseException as error:
-                    if dropped(error):
-                        idle, self._idle = self._idle, []
-                        for other in idle:
-                            other.close()
-                        if attempt < 2:
-                            continue
-                        raise
-                    if isinstance(error, aiomysql.Error):
-                        # A refused statement: the transaction is rolled back, and the
-                        # connection is clean again.
-                        try:
-                            await conn.rollback()
-                            keep = True
-                        except Exception:  # the connection is unusable: dropped below
-                            keep = False
-                    raise
-                finally:
-                    if keep and not self._closed and not conn.closed:
-                        self._idle.append(conn)
-                    else:
-                        conn.close()
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await aiomysql.connect(**self._kwargs)
 
-    async def close(self) -> None:
-        self._closed = True
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+    def dropped(self, error: BaseException) -> bool:
+        return dropped(error)
+
+    async def _call(self, conn: Any, body: Callable[[Any], Awaitable[_T]], traced: bool) -> _T:
+        async with conn.cursor() as cur:
+            return await body(_Traced(cur, self._trace) if traced else cur)
+
+    async def _still_usable(self, conn: Any, error: BaseException) -> bool:
+        import aiomysql
+
+        if not isinstance(error, aiomysql.Error):
+            return False
+        try:
+            await conn.rollback()
+        except Exception:  # the connection is unusable: dropped
+            return False
+        return True
+
+    def _is_closed(self, conn: Any) -> bool:
+        return bool(conn.closed)
+
+    def _discard(self, conn: Any) -> None:
+        conn.close()
 
 
 class _Traced:

@@ -22,6 +22,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from openadk.sessions._pool import LifoPool
+
 __all__ = ["PgPool", "append_sql", "asyncpg_connect_kwargs"]
 
 _T = TypeVar("_T")
@@ -57,59 +59,36 @@ def _dropped(error: BaseException) -> bool:
     )
 
 
-class PgPool:
-    """Idle asyncpg connections, reused last-in first-out; at most ``size`` in use at once."""
+class PgPool(LifoPool[Any]):
+    """asyncpg connections in autocommit: a failed statement leaves one clean."""
 
-    def __init__(self, connect_kwargs: dict[str, Any], size: int, trace: Any = None) -> None:
-        self._kwargs = connect_kwargs
-        self._trace = trace
-        self._size = size
-        self._idle: list[Any] = []
-        self._slots: asyncio.Semaphore | None = None
-        self._closed = False
-
-    async def run(self, body: Callable[[Any], Awaitable[_T]]) -> _T:
-        """Runs ``body`` with a connection; a dropped connection is replaced and ``body`` rerun."""
+    async def _connect(self) -> Any:
         import asyncpg
 
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self._size)
-        async with self._slots:
-            for attempt in range(3):
-                conn = self._idle.pop() if self._idle else await asyncpg.connect(**self._kwargs)
-                keep = False
-                try:
-                    traced = self._trace is not None and self._trace.before_cursor_execute
-                    result = await body(_Traced(conn, self._trace) if traced else conn)
-                    keep = True
-                    return result
-                except BaseException as error:
-                    if _dropped(error):
-                        # The idle connections were most likely dropped too (a server
-                        # restart, a network cut): the retry opens a new one.
-                        idle, self._idle = self._idle, []
-                        for other in idle:
-                            other.terminate()
-                        if attempt < 2:
-                            continue
-                    # A failed statement leaves an autocommit connection clean.
-                    keep = isinstance(error, asyncpg.PostgresError) and not _dropped(error)
-                    raise
-                finally:
-                    if keep and not self._closed and not conn.is_closed():
-                        self._idle.append(conn)
-                    else:
-                        conn.terminate()
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await asyncpg.connect(**self._kwargs)
 
-    async def close(self) -> None:
-        self._closed = True
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            try:
-                await asyncio.wait_for(conn.close(), 5)
-            except Exception:  # a broken connection is simply dropped
-                conn.terminate()
+    def dropped(self, error: BaseException) -> bool:
+        return _dropped(error)
+
+    async def _call(self, conn: Any, body: Callable[[Any], Awaitable[_T]], traced: bool) -> _T:
+        return await body(_Traced(conn, self._trace) if traced else conn)
+
+    async def _still_usable(self, conn: Any, error: BaseException) -> bool:
+        import asyncpg
+
+        return isinstance(error, asyncpg.PostgresError)
+
+    def _is_closed(self, conn: Any) -> bool:
+        return bool(conn.is_closed())
+
+    def _discard(self, conn: Any) -> None:
+        conn.terminate()
+
+    async def _close(self, conn: Any) -> None:
+        try:
+            await asyncio.wait_for(conn.close(), 5)
+        except Exception:  # a broken connection is simply dropped
+            conn.terminate()
 
 
 class _Traced:
