@@ -1132,19 +1132,19 @@ class DatabaseSessionService(BaseSessionService):
         found = await self._run("search_events", False, checked)
         if found is not None:
             return found
-        await self._flush_search()
+        await self._flush_search("search_events")
         return await self._run("search_events", False, body)
 
-    async def _flush_search(self) -> None:
+    async def _flush_search(self, operation: str) -> None:
         """On SQLite, moves the pending index rows into the FTS5 table (one transaction)."""
         if self._lite is not None:
-            await self._lite_run("search_events", True, self._lite_flush_body)
+            await self._lite_run(operation, True, self._lite_flush_body)
             return
 
         async def body(conn: AsyncConnection) -> None:
             await _search.flush_pending(conn, self._dialect)
 
-        await self._run("search_events", True, body)
+        await self._run(operation, True, body)
 
     async def _fork_session(
         self,
@@ -1511,7 +1511,11 @@ class DatabaseSessionService(BaseSessionService):
             if flush[0]:
                 # search: after the append's commit (the event is indexed already), in a
                 # transaction of its own; the SQLite engine does this on its writer thread.
-                await self._flush_search()
+                # The append stands whatever happens here: a failed move is left to the next.
+                try:
+                    await self._flush_search("append_event")
+                except StorageError as error:
+                    logger.warning("Moving the pending search rows failed: %s", error)
             return outcome
 
         # The event id is taken: the same event appended again is a no-op, another is refused.
