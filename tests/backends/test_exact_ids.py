@@ -280,6 +280,7 @@ async def test_google_adk_database_is_refused_then_upgraded_in_place(driver: str
             "0002_exact_keys",
             "0003_session_metadata",
             "0004_event_search",
+            "0005_search_pending",
         ]
 
         # `openadk db check` reports it, `openadk db upgrade` fixes it, data kept. (The CLI
@@ -412,6 +413,7 @@ async def test_a_sqlite_database_recorded_at_0001_keeps_working(tmp_path: Path) 
         "0002_exact_keys",
         "0003_session_metadata",
         "0004_event_search",
+        "0005_search_pending",
     ]
     async with DatabaseSessionService(url) as service:
         await service.create_session(app_name="a", user_id="alice", session_id="s1")

@@ -171,7 +171,7 @@ async def assert_upgraded(url: str) -> None:
     }
     assert await count(url, "events") == EXPECTED["counts"]["events"]
     assert "idx_events_app_user_session_ts_id" in await indexes(url)
-    assert await rows(url, "openadk_schema_version", "version_num") == [("0004_event_search",)]
+    assert await rows(url, "openadk_schema_version", "version_num") == [("0005_search_pending",)]
     assert await metadata_version(url) == "1"
     if url.startswith("mysql"):
         assert set((await key_collations(url)).values()) == {"utf8mb4_nopad_bin"}

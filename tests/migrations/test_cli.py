@@ -48,7 +48,7 @@ def test_check_current_upgrade_stamp_downgrade(
     assert code == 2 and "still need converting" in err
     code, out, _ = run(capsys, "db", "upgrade", "--db", url, "--v0-times", WRITER_TZ)
     assert code == 0
-    assert "Converted 19 of 19 V0 events to V1 in place; at revision 0004_event_search." in out
+    assert "Converted 19 of 19 V0 events to V1 in place; at revision 0005_search_pending." in out
     assert "Backup of the V0 database: " in out
     code, out, _ = run(capsys, "db", "check", "--db", url)
     assert code == 0 and "up to date" in out

@@ -134,7 +134,7 @@ async def test_google_adk_v1_database_is_adopted_unchanged(tmp_path: Path) -> No
     # which does not keep the service from using it.
     assert (before.current, before.recorded) == ("0002_exact_keys", False)
     pending = [revision for revision, _ in before.pending]
-    assert pending == ["0003_session_metadata", "0004_event_search"]
+    assert pending == ["0003_session_metadata", "0004_event_search", "0005_search_pending"]
     assert not before.blocks_use
     report = await migrations.upgrade(url)
     assert report.action == "adopted" and report.backup is None

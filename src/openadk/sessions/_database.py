@@ -224,6 +224,8 @@ class DatabaseSessionService(BaseSessionService):
             raise ValueError(f"event_cache_size must be an int >= 0, got {event_cache_size!r}.")
         self._event_cache = _EventCache(event_cache_size) if event_cache_size else None
         self._lite: _sqlite.SqliteThreads | None = None
+        # search: a flush of the pending index rows is queued on the writer (its thread only).
+        self._lite_flush_queued = False
         if (
             self._owns_engine
             and isinstance(self._engine, AsyncEngine)
@@ -1120,7 +1122,29 @@ class DatabaseSessionService(BaseSessionService):
                 token = encode_page_token((float(last.ts), last.session_id, last.event_id))
             return SearchEventsResponse(hits=hits, next_page_token=token)
 
+        # search: on SQLite, appended rows may be pending; a search moves them into the FTS5
+        # table first (only when there are some), so it finds every acknowledged event.
+        async def checked(conn: AsyncConnection) -> SearchEventsResponse | None:
+            if await _search.has_pending(conn, self._dialect):
+                return None
+            return await body(conn)
+
+        found = await self._run("search_events", False, checked)
+        if found is not None:
+            return found
+        await self._flush_search("search_events")
         return await self._run("search_events", False, body)
+
+    async def _flush_search(self, operation: str) -> None:
+        """On SQLite, moves the pending index rows into the FTS5 table (one transaction)."""
+        if self._lite is not None:
+            await self._lite_run(operation, True, self._lite_flush_body)
+            return
+
+        async def body(conn: AsyncConnection) -> None:
+            await _search.flush_pending(conn, self._dialect)
+
+        await self._run(operation, True, body)
 
     async def _fork_session(
         self,
@@ -1158,6 +1182,10 @@ class DatabaseSessionService(BaseSessionService):
             ).first()
             if row is None:
                 raise SessionNotFoundError(f"Session {session_id} not found.")
+            if self._search_on:
+                # search: on SQLite, the source's index rows are all in the FTS5 table (none
+                # pending), for whatever copies them from there.
+                await _search.flush_pending(conn, self._dialect)
             await self._purge_if_expired(
                 conn, app_name, user_id, new_id, self._db_time(self._clock())
             )
@@ -1400,6 +1428,8 @@ class DatabaseSessionService(BaseSessionService):
             events.c.session_id == session_id,
         )
 
+        flush = [False]
+
         async def body(conn: AsyncConnection) -> AppendOutcome:
             columns = [sessions.c.update_time]
             if plan.scoped.session:
@@ -1447,8 +1477,9 @@ class DatabaseSessionService(BaseSessionService):
                 )
             )
             if self._search_on:
-                # search: indexed in the append's own transaction.
-                await _search.index_events(
+                # search: indexed in the append's own transaction (on SQLite, into the
+                # pending list, which `_flush_search` empties past PENDING_FLUSH_ROWS).
+                pending = await _search.index_events(
                     conn,
                     self._dialect,
                     app_name,
@@ -1456,6 +1487,7 @@ class DatabaseSessionService(BaseSessionService):
                     session_id,
                     [(event.id, event.author, timestamp, _search.text_of(event))],
                 )
+                flush[0] = pending >= _search.PENDING_FLUSH_ROWS
             values: dict[str, Any] = {"update_time": db_stamp}
             if plan.scoped.session:
                 own = _decode_state(
@@ -1471,10 +1503,20 @@ class DatabaseSessionService(BaseSessionService):
             )
 
         try:
-            return await self._run("append_event", True, body)
+            outcome = await self._run("append_event", True, body)
         except exc.IntegrityError as error:
             if not _dialects.is_unique_violation(error):
                 raise StorageError(f"append_event failed on {self._url}: {error.orig}") from error
+        else:
+            if flush[0]:
+                # search: after the append's commit (the event is indexed already), in a
+                # transaction of its own; the SQLite engine does this on its writer thread.
+                # The append stands whatever happens here: a failed move is left to the next.
+                try:
+                    await self._flush_search("append_event")
+                except StorageError as error:
+                    logger.warning("Moving the pending search rows failed: %s", error)
+            return outcome
 
         # The event id is taken: the same event appended again is a no-op, another is refused.
         async def check(conn: AsyncConnection) -> AppendOutcome | None:
@@ -1615,18 +1657,43 @@ class DatabaseSessionService(BaseSessionService):
             if scoped.app or scoped.user:
                 self._lite_scopes(conn, app_name, user_id, scoped, db_stamp, ensure=True)
             if search_text:
-                # search: indexed in the append's own transaction.
-                conn.execute(
+                # search: indexed in the append's own transaction, into the pending list.
+                pending = conn.execute(
                     _LITE_INDEX_EVENT,
                     _search.index_params(
                         "sqlite", *key, (event.id, event.author, timestamp, search_text)
                     ),
-                )
+                ).lastrowid
+                self._lite_schedule_flush(pending or 0)
             return AppendOutcome(
                 timestamp=timestamp, last_update_time=_epoch(stamp), marker=_marker(stamp)
             )
 
         return await self._lite_run("append_event", True, body)
+
+    def _lite_schedule_flush(self, pending: int) -> None:
+        """On the writer thread, after an append left ``pending`` index rows pending (search).
+
+        Past PENDING_FLUSH_ROWS a flush is queued as a writer job of its own (behind the
+        appends already waiting); below, it runs once the writer has been idle a moment.
+        """
+        lite = self._lite
+        if lite is None:
+            return
+        if pending < _search.PENDING_FLUSH_ROWS:
+            lite.writer.when_idle(self._lite_flush_job)
+        elif not self._lite_flush_queued:
+            self._lite_flush_queued = True
+            lite.writer.submit(self._lite_flush_job)
+
+    def _lite_flush_job(self, conn: _sqlite.Connection) -> None:
+        self._lite_flush_queued = False
+        _sqlite.transaction(conn, True, self._lite_flush_body)
+
+    @staticmethod
+    def _lite_flush_body(conn: _sqlite.Connection) -> None:
+        for statement in _search.FLUSH_PENDING:
+            conn.execute(statement)
 
     def _lite_duplicate(
         self, conn: _sqlite.Connection, event: Event, plan: AppendPlan, key: _SessionKey
@@ -1767,6 +1834,7 @@ class DatabaseSessionService(BaseSessionService):
                         conn.execute(statement, key)
                     if self._search_on:
                         conn.execute(_LITE_UNINDEX_SESSION, {"match": _search.session_match(*key)})
+                        conn.execute(_LITE_UNPEND_SESSION, key)
                     purged = True
                 existing = conn.one(_LITE_SESSION_ROW, key)
             created = (
@@ -2536,9 +2604,13 @@ _LITE_INSERT_LABEL = (
     "VALUES (?, ?, ?, ?, ?)"
 )
 # search: the index row of an appended event; a session's rows, found by its scope token.
-_LITE_INDEX_EVENT = str(_search.INSERT["sqlite"].text)
+# The row goes to the pending list (see `_search`); its rowid counts the rows pending.
+_LITE_INDEX_EVENT = _search.PENDING_INSERT
 _LITE_UNINDEX_SESSION = (
     f"DELETE FROM {_search.SEARCH_TABLE} WHERE {_search.SEARCH_TABLE} MATCH :match"
+)
+_LITE_UNPEND_SESSION = (
+    f"DELETE FROM {_search.PENDING_TABLE} WHERE app_name = ? AND user_id = ? AND session_id = ?"
 )
 _LITE_LIST_SCOPES = (
     "SELECT NULL, state FROM app_states WHERE app_name = ? "

@@ -10,7 +10,13 @@ The index lives in openadk's own table ``openadk_event_search`` (decision 12):
 
 - SQLite: an FTS5 table holding the text and the event's key; a ``scope`` column holds a token
   per app, user and session, so the app/user filter and deleting a session's rows are index
-  look-ups, not scans.
+  look-ups, not scans. An append does not write it: each FTS5 transaction flushes a segment and
+  rewrites the structure record, which cost more than the rest of the append. The append puts
+  the same row in ``openadk_event_search_pending``, a plain table, and `FLUSH_PENDING` moves the
+  pending rows into the FTS5 table in one transaction: before a search runs (so a search sees
+  every acknowledged event), once the list passes `PENDING_FLUSH_ROWS`, and when the writer is
+  idle. The index is the FTS5 table and the pending rows together: trim and the deletes remove
+  from both (PostgreSQL's GIN ``fastupdate`` pending list works the same way).
 - PostgreSQL: a table with a stored ``tsvector`` (``simple`` configuration: no stemming, no stop
   words) and a GIN index on it.
 - MySQL/MariaDB: an InnoDB table with a FULLTEXT index (the server's ``innodb_ft_min_token_size``
@@ -18,8 +24,9 @@ The index lives in openadk's own table ``openadk_event_search`` (decision 12):
 
 Every statement is here so an engine other than the SQLAlchemy one (a raw driver fast path) can
 run the same ones: `index_events` inside the append transaction, `unindex_events`,
-`unindex_session` and `unindex_user` inside trim, delete_session and delete_user. The service
-calls them at the places marked ``# search:`` in ``_database.py``.
+`unindex_session` and `unindex_user` inside trim, delete_session and delete_user, and
+`flush_pending` before a search or a copy of index rows. The service calls them at the places
+marked ``# search:`` in ``_database.py``.
 """
 
 from __future__ import annotations
@@ -46,11 +53,20 @@ from openadk.sessions._search_text import (
 
 __all__ = [
     "DIALECTS",
+    "FLUSH_PENDING",
+    "HAS_PENDING",
     "MAX_QUERY_WORDS",
+    "PENDING_FLUSH_ROWS",
+    "PENDING_INSERT",
+    "PENDING_TABLE",
     "SEARCH_TABLE",
+    "SQLITE_PENDING_DDL",
+    "UNPEND_SESSION",
     "MemoryIndex",
     "create_index",
     "event_text",
+    "flush_pending",
+    "has_pending",
     "index_events",
     "index_exists",
     "parse_query",
@@ -64,6 +80,10 @@ __all__ = [
 ]
 
 SEARCH_TABLE = "openadk_event_search"
+PENDING_TABLE = "openadk_event_search_pending"
+"""SQLite: index rows appended but not yet moved into the FTS5 table (revision 0005)."""
+PENDING_FLUSH_ROWS = 256
+"""SQLite: the pending rows that make the writer move them into the FTS5 table."""
 DIALECTS = frozenset({"sqlite", "postgresql", "mysql", "mariadb"})
 """Dialects whose own full-text engine the search uses."""
 _MYSQL_MIN_TOKEN = 3
@@ -82,12 +102,27 @@ def _scopes(app_name: str, user_id: str, session_id: str) -> str:
 
 # DDL ---------------------------------------------------------------------------------------
 
+_SQLITE_COLUMNS = "scope, body, app_name, user_id, session_id, event_id, author, ts"
+SQLITE_PENDING_DDL = f"""CREATE TABLE IF NOT EXISTS {PENDING_TABLE} (
+    id INTEGER PRIMARY KEY, scope TEXT NOT NULL, body TEXT NOT NULL, app_name TEXT NOT NULL,
+    user_id TEXT NOT NULL, session_id TEXT NOT NULL, event_id TEXT NOT NULL,
+    author TEXT NOT NULL, ts REAL NOT NULL)"""
+"""The pending list: a rowid table with no index to keep up (it holds a few hundred rows)."""
 _SQLITE_DDL = [
     f"""CREATE VIRTUAL TABLE IF NOT EXISTS {SEARCH_TABLE} USING fts5(
         scope, body, app_name UNINDEXED, user_id UNINDEXED, session_id UNINDEXED,
         event_id UNINDEXED, author UNINDEXED, ts UNINDEXED,
-        tokenize = 'unicode61 remove_diacritics 0')"""
+        tokenize = 'unicode61 remove_diacritics 0')""",
+    SQLITE_PENDING_DDL,
 ]
+FLUSH_PENDING = (
+    f"INSERT INTO {SEARCH_TABLE} ({_SQLITE_COLUMNS}) "
+    f"SELECT {_SQLITE_COLUMNS} FROM {PENDING_TABLE} ORDER BY id",
+    f"DELETE FROM {PENDING_TABLE}",
+)
+"""SQLite: moves the pending rows into the FTS5 table; run both in one write transaction."""
+HAS_PENDING = f"SELECT EXISTS (SELECT 1 FROM {PENDING_TABLE})"
+"""SQLite: 1 when rows are pending (a search flushes them first)."""
 _POSTGRES_DDL = [
     f"""CREATE TABLE IF NOT EXISTS {SEARCH_TABLE} (
         app_name VARCHAR(128) NOT NULL, user_id VARCHAR(128) NOT NULL,
@@ -154,10 +189,10 @@ def create_index(sync_conn: Connection) -> bool:
 # Maintenance (inside the writer's transaction) ---------------------------------------------
 
 INSERT = {
+    # SQLite: the FTS5 table itself (the upgrade's fill, bulk loads); appends use PENDING_INSERT.
     "sqlite": text(
-        f"INSERT INTO {SEARCH_TABLE} (scope, body, app_name, user_id, session_id, event_id, "
-        "author, ts) VALUES (:scope, :body, :app_name, :user_id, :session_id, :event_id, "
-        ":author, :ts)"
+        f"INSERT INTO {SEARCH_TABLE} ({_SQLITE_COLUMNS}) VALUES (:scope, :body, :app_name, "
+        ":user_id, :session_id, :event_id, :author, :ts)"
     ),
     "postgresql": text(
         f"INSERT INTO {SEARCH_TABLE} (app_name, user_id, session_id, event_id, author, ts, body, "
@@ -170,6 +205,14 @@ INSERT = {
         ":body, :terms)"
     ),
 }
+
+
+PENDING_INSERT = (
+    f"INSERT INTO {PENDING_TABLE} ({_SQLITE_COLUMNS}) VALUES (:scope, :body, :app_name, "
+    ":user_id, :session_id, :event_id, :author, :ts)"
+)
+"""SQLite: an appended event's index row, into the pending list; ``lastrowid`` tells how many
+rows are pending (the ids restart at 1 once a flush empties the table)."""
 
 
 def index_params(
@@ -202,13 +245,47 @@ async def index_events(
     user_id: str,
     session_id: str,
     rows: Iterable[IndexRow],
-) -> None:
-    """Adds events to the index; run in the transaction that inserts them."""
+) -> int:
+    """Adds events to the index; run in the transaction that inserts them.
+
+    Returns how many rows are pending on SQLite (at most: deletes leave gaps), else 0.
+    """
     family = _family(dialect)
     params = [index_params(family, app_name, user_id, session_id, row) for row in rows if row[3]]
     if not params:
+        return 0
+    if family != "sqlite":
+        await conn.execute(INSERT[family], params if len(params) > 1 else params[0])
+        return 0
+    await conn.execute(text(PENDING_INSERT), params if len(params) > 1 else params[0])
+    # The ids restart at 1 once a flush empties the table: the largest counts the rows pending.
+    return int((await conn.execute(text(f"SELECT max(id) FROM {PENDING_TABLE}"))).scalar() or 0)
+
+
+async def flush_pending(conn: AsyncConnection, dialect: str) -> None:
+    """SQLite: moves the pending index rows into the FTS5 table (a no-op elsewhere).
+
+    Run in a write transaction; whatever then reads or copies the FTS5 table alone (a search,
+    a fork copying a session's index rows) sees every event appended before.
+    """
+    if _family(dialect) != "sqlite":
         return
-    await conn.execute(INSERT[family], params if len(params) > 1 else params[0])
+    for statement in FLUSH_PENDING:
+        await conn.execute(text(statement))
+
+
+async def has_pending(conn: AsyncConnection, dialect: str) -> bool:
+    """SQLite: whether index rows are pending (False elsewhere)."""
+    if _family(dialect) != "sqlite":
+        return False
+    return bool((await conn.execute(text(HAS_PENDING))).scalar())
+
+
+UNPEND_SESSION = (
+    f"DELETE FROM {PENDING_TABLE} WHERE app_name = :app_name AND user_id = :user_id "
+    "AND session_id = :session_id"
+)
+"""SQLite: a session's pending index rows (deleted with its FTS5 rows)."""
 
 
 def _session_match(app_name: str, user_id: str, session_id: str) -> str:
@@ -240,6 +317,19 @@ async def unindex_events(
                 f"DELETE FROM {SEARCH_TABLE} WHERE rowid IN (SELECT rowid FROM {SEARCH_TABLE} "
                 f"WHERE {SEARCH_TABLE} MATCH :match AND event_id IN ({marks}))"
             )
+            # The rows still pending go too.
+            await conn.execute(
+                text(
+                    f"DELETE FROM {PENDING_TABLE} WHERE app_name = :app_name AND "
+                    f"user_id = :user_id AND session_id = :session_id AND event_id IN ({marks})"
+                ),
+                {
+                    **{k: v for k, v in params.items() if k != "match"},
+                    "app_name": app_name,
+                    "user_id": user_id,
+                    "session_id": session_id,
+                },
+            )
         else:
             params.update(app_name=app_name, user_id=user_id, session_id=session_id)
             statement = (
@@ -258,6 +348,10 @@ async def unindex_session(
             text(f"DELETE FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :match"),
             {"match": _session_match(app_name, user_id, session_id)},
         )
+        await conn.execute(
+            text(UNPEND_SESSION),
+            {"app_name": app_name, "user_id": user_id, "session_id": session_id},
+        )
         return
     await conn.execute(
         text(
@@ -274,6 +368,10 @@ async def unindex_user(conn: AsyncConnection, dialect: str, app_name: str, user_
         await conn.execute(
             text(f"DELETE FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :match"),
             {"match": f'scope : "{_scope(app_name, user_id)}"'},
+        )
+        await conn.execute(
+            text(f"DELETE FROM {PENDING_TABLE} WHERE app_name = :app_name AND user_id = :user_id"),
+            {"app_name": app_name, "user_id": user_id},
         )
         return
     await conn.execute(

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import datetime
 import json
+import logging
 import queue
 import sqlite3
 import threading
@@ -34,6 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 __all__ = ["CUSTOM_CONNECTIONS", "SqliteThreads", "Worker", "db_text_time", "fast_path_allowed"]
 
 _T = TypeVar("_T")
+logger = logging.getLogger("openadk.sessions")
+IDLE_SECONDS = 0.05
+"""How long a worker waits for a job before running its idle job (see `Worker.when_idle`)."""
 
 # Engine arguments that change how connections are made: the service then uses SQLAlchemy alone.
 CUSTOM_CONNECTIONS = {"creator", "async_creator", "module", "poolclass", "pool", "connect_args"}
@@ -101,11 +105,23 @@ class Worker:
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._started = False
         self._start_lock = threading.Lock()
+        # Touched on the worker's own thread only.
+        self._idle: Callable[[Connection], Any] | None = None
+
+    def _next_job(self) -> Any:
+        idle = self._idle
+        if idle is None:
+            return self._jobs.get()
+        try:
+            return self._jobs.get(timeout=IDLE_SECONDS)
+        except queue.Empty:
+            self._idle = None
+            return (idle, None, None)
 
     def _main(self) -> None:
         conn: Connection | None = None
         while True:
-            job = self._jobs.get()
+            job = self._next_job()
             if job is None:
                 break
             fn, loop, future = job
@@ -119,10 +135,18 @@ class Worker:
                     conn = self._connect()
                 result = fn(conn)
             except BaseException as error:  # handed to the awaiting task
+                if loop is None:
+                    # A background job (`submit`, `when_idle`): no one waits for it.
+                    logger.warning(
+                        "SQLite background job failed: %s: %s", type(error).__name__, error
+                    )
+                    continue
                 # A closed loop (RuntimeError) has no one waiting.
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_deliver, future, False, error)
             else:
+                if loop is None:
+                    continue
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_deliver, future, True, result)
         if conn is not None:
@@ -139,6 +163,17 @@ class Worker:
         future: asyncio.Future[_T] = loop.create_future()
         self._jobs.put((fn, loop, future))
         return await future
+
+    def submit(self, fn: Callable[[Connection], Any]) -> None:
+        """Queues ``fn`` behind the jobs already queued; no one waits for it (errors are logged)."""
+        self._jobs.put((fn, None, None))
+
+    def when_idle(self, fn: Callable[[Connection], Any]) -> None:
+        """On the worker's thread (inside a job): runs ``fn`` once no job comes for a moment.
+
+        Replaces the idle job set before, if it has not run yet.
+        """
+        self._idle = fn
 
     def reset(self) -> None:
         """Closes the connection; the next operation opens a new one."""

@@ -52,11 +52,18 @@ class Layout:
     """MySQL/MariaDB key columns that do not compare exactly (revision 0002 fixes them)."""
     listing_index: bool = False
     """``sessions`` has openadk's (app_name, update_time, user_id, id) index (revision 0003)."""
+    dialect: str = ""
+    """The SQLAlchemy dialect name (``sqlite``, ``postgresql``, ...)."""
 
     @property
     def has_search(self) -> bool:
         """The full-text search table exists (revision 0004)."""
         return "openadk_event_search" in self.tables
+
+    @property
+    def has_search_pending(self) -> bool:
+        """SQLite: the search index's pending list exists (revision 0005)."""
+        return "openadk_event_search_pending" in self.tables
 
     @property
     def has_metadata(self) -> bool:
@@ -132,4 +139,5 @@ def inspect_layout(conn: Connection) -> Layout:
         event_columns=names,
         keys=keys,
         listing_index=listing_index,
+        dialect=conn.dialect.name,
     )

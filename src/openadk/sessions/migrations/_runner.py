@@ -48,10 +48,11 @@ ADK_V1 = "0001_adk_v1"
 EXACT_KEYS = "0002_exact_keys"
 SESSION_METADATA = "0003_session_metadata"
 EVENT_SEARCH = "0004_event_search"
-HEAD = EVENT_SEARCH
+SEARCH_PENDING = "0005_search_pending"
+HEAD = SEARCH_PENDING
 """The newest revision (a test checks it against the migration scripts)."""
-REVISIONS: tuple[str, ...] = (ADK_V1, EXACT_KEYS, SESSION_METADATA, EVENT_SEARCH)
-_ADDITIVE = frozenset({SESSION_METADATA, EVENT_SEARCH})
+REVISIONS: tuple[str, ...] = (ADK_V1, EXACT_KEYS, SESSION_METADATA, EVENT_SEARCH, SEARCH_PENDING)
+_ADDITIVE = frozenset({SESSION_METADATA, EVENT_SEARCH, SEARCH_PENDING})
 """Revisions that only add openadk's own tables and indexes: the service creates the tables
 itself, so a database that has not had them applied yet is still used."""
 """Every revision, oldest first."""
@@ -166,6 +167,7 @@ class UpgradeReport:
             "recorded": [f"Recorded {at} (ids already compared exactly: no table changed)."],
             "metadata": [f"Added openadk's session title and label tables; {at}."],
             "search": [f"Indexed {self.events_indexed} event(s) for full-text search; {at}."],
+            "search_pending": [f"Added the search index's pending list (SQLite); {at}."],
         }.get(self.action, [f"{self.action}; {at}."])
         if self.action == "adopted" and self.keys_made_exact:
             lines = [f"Adopted the existing google-adk V1 schema; {at}."]
@@ -359,7 +361,20 @@ def _pending(layout: Layout, current: str | None) -> tuple[tuple[str, str], ...]
                 "(in batches)",
             )
         )
+    if steps or _position(current) < _position(SEARCH_PENDING):
+        steps.append((SEARCH_PENDING, _pending_list_step(layout)))
     return tuple(steps)
+
+
+def _pending_list_step(layout: Layout) -> str:
+    if layout.dialect != "sqlite":
+        return "record it (the pending list is SQLite's: nothing to change here)"
+    if layout.has_search_pending:
+        return "record it (the search index's pending list exists)"
+    return (
+        "create the search index's pending list (appends write their index rows there; "
+        "they move into the FTS5 table in batches)"
+    )
 
 
 def _metadata_step(layout: Layout) -> str:
@@ -410,7 +425,11 @@ def _status_of(url: str, layout: Layout) -> SchemaStatus:
         if layout.keys:
             current = ADK_V1
         elif layout.has_metadata:
-            current = EVENT_SEARCH if layout.has_search else SESSION_METADATA
+            current = SESSION_METADATA
+            if layout.has_search:
+                current = EVENT_SEARCH
+                if layout.has_search_pending or layout.dialect != "sqlite":
+                    current = SEARCH_PENDING
     return SchemaStatus(
         url=url,
         layout=layout,

@@ -29,8 +29,10 @@ def fill_search_index(
         return 0
     _search.create_index(conn)
     if family == "sqlite":
-        # Rebuilt from scratch: FTS5 has no key to skip rows a service indexed already.
+        # Rebuilt from scratch: FTS5 has no key to skip rows a service indexed already, and
+        # the rows a service left pending are among the events indexed here.
         conn.execute(text(f"DELETE FROM {_search.SEARCH_TABLE}"))
+        conn.execute(text(f"DELETE FROM {_search.PENDING_TABLE}"))
     total = conn.execute(select(func.count()).select_from(events)).scalar_one()
     done = indexed = 0
     after: tuple[Any, ...] | None = None
