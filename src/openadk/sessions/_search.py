@@ -17,9 +17,10 @@ The index lives in openadk's own table ``openadk_event_search`` (decision 12):
   and stop-word list apply: by default words under 3 characters and stop words are not found).
 
 Every statement is here so an engine other than the SQLAlchemy one (a raw driver fast path) can
-run the same ones: `index_events` inside the append transaction, `unindex_events`,
-`unindex_session` and `unindex_user` inside trim, delete_session and delete_user. The service
-calls them at the places marked ``# search:`` in ``_database.py``.
+run the same ones: `index_events` inside the append transaction, `copy_session_index` inside
+fork, `unindex_events`, `unindex_session` and `unindex_user` inside trim, delete_session and
+delete_user. The service calls them at the places marked ``# search:`` in ``_database.py``;
+copies between databases (``_admin.py``) rebuild DEST's index with `index_stored_events`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from openadk.sessions._schema import from_db_time
 from openadk.sessions._search_text import (
     MAX_QUERY_WORDS,
     IndexRow,
@@ -49,14 +51,17 @@ __all__ = [
     "MAX_QUERY_WORDS",
     "SEARCH_TABLE",
     "MemoryIndex",
+    "copy_session_index",
     "create_index",
     "event_text",
     "index_events",
     "index_exists",
+    "index_stored_events",
     "parse_query",
     "search_rows",
     "session_match",
     "snippet",
+    "stored_index_params",
     "text_of",
     "unindex_events",
     "unindex_session",
@@ -209,6 +214,124 @@ async def index_events(
     if not params:
         return
     await conn.execute(INSERT[family], params if len(params) > 1 else params[0])
+
+
+# A fork's index rows: the source session's rows of the events the fork holds, copied by the
+# database in one statement (the fork's events are inserted first, in the same transaction, so
+# the events table says which ones; a fork "up to" an invocation holds a prefix).
+_COPY_INDEX_KEYED = (
+    "SELECT s.app_name, s.user_id, :new_id, s.event_id, s.author, s.ts, s.body, s.terms "
+    f"FROM {SEARCH_TABLE} s JOIN events e ON e.app_name = s.app_name AND e.user_id = s.user_id "
+    "AND e.session_id = :new_id AND e.id = s.event_id "
+    "WHERE s.app_name = :app_name AND s.user_id = :user_id AND s.session_id = :session_id"
+)
+_COPY_INDEX_COLUMNS = "(app_name, user_id, session_id, event_id, author, ts, body, terms)"
+COPY_INDEX = {
+    "postgresql": text(
+        f"INSERT INTO {SEARCH_TABLE} {_COPY_INDEX_COLUMNS} {_COPY_INDEX_KEYED} "
+        "ON CONFLICT DO NOTHING"
+    ),
+    # MySQL/MariaDB read the source rows into a temporary table first (the target table is
+    # in the SELECT), so the copy never sees its own rows.
+    "mysql": text(f"INSERT IGNORE INTO {SEARCH_TABLE} {_COPY_INDEX_COLUMNS} {_COPY_INDEX_KEYED}"),
+}
+
+
+async def copy_session_index(
+    conn: AsyncConnection,
+    dialect: str,
+    app_name: str,
+    user_id: str,
+    session_id: str,
+    new_id: str,
+) -> None:
+    """Indexes a fork's events under ``new_id``: one INSERT ... SELECT, however many events.
+
+    Run in the fork's transaction, after its events are inserted: the rows copied are those of
+    ``session_id``'s index whose event the fork holds.
+    """
+    family = _family(dialect)
+    if family == "sqlite":
+        await copy_session_index_sqlite(conn, app_name, user_id, session_id, new_id)
+        return
+    await conn.execute(
+        COPY_INDEX[family],
+        {"app_name": app_name, "user_id": user_id, "session_id": session_id, "new_id": new_id},
+    )
+
+
+COPY_INDEX_SQLITE = text(
+    f"INSERT INTO {SEARCH_TABLE} (scope, body, app_name, user_id, session_id, event_id, "
+    f"author, ts) SELECT :scope, body, app_name, user_id, :new_id, event_id, author, ts "
+    f"FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :match AND event_id IN "
+    "(SELECT id FROM events WHERE app_name = :app_name AND user_id = :user_id "
+    "AND session_id = :new_id)"
+)
+"""SQLite: the source's rows found by its scope token, stored with the fork's scope tokens.
+
+SQLite reads the SELECT into a temporary table first when it reads the table it inserts into.
+"""
+
+
+async def copy_session_index_sqlite(
+    conn: AsyncConnection, app_name: str, user_id: str, session_id: str, new_id: str
+) -> None:
+    """SQLite's `copy_session_index`: one statement on the FTS5 table."""
+    await conn.execute(
+        COPY_INDEX_SQLITE,
+        {
+            "scope": _scopes(app_name, user_id, new_id),
+            "new_id": new_id,
+            "match": _session_match(app_name, user_id, session_id),
+            "app_name": app_name,
+            "user_id": user_id,
+        },
+    )
+
+
+def stored_index_params(family: str, row: Mapping[Any, Any]) -> dict[str, Any] | None:
+    """The `INSERT` parameters of a stored ``events`` row, or None when it has no text.
+
+    ``row`` has the events table's columns (``id``, ``app_name``, ``user_id``, ``session_id``,
+    ``timestamp``, ``event_data`` as JSON text or a dict). The indexed time is the event's own
+    ``timestamp`` field (what the service indexed at append), else the column's.
+    """
+    data = row["event_data"]
+    if isinstance(data, (str, bytes)):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return None
+    if not isinstance(data, Mapping):
+        return None
+    body = event_text(data)
+    if not body:
+        return None
+    stamp = data.get("timestamp")
+    if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
+        stamp = from_db_time(row["timestamp"]).timestamp()
+    return index_params(
+        family,
+        row["app_name"],
+        row["user_id"],
+        row["session_id"],
+        (row["id"], str(data.get("author") or ""), float(stamp), body),
+    )
+
+
+async def index_stored_events(
+    conn: AsyncConnection, dialect: str, rows: Iterable[Mapping[str, Any]]
+) -> int:
+    """Indexes ``events`` rows just written as they are (a copy, an import).
+
+    Run in the transaction that inserts them, so rows and index commit together. Returns how
+    many had text.
+    """
+    family = _family(dialect)
+    params = [p for p in (stored_index_params(family, row) for row in rows) if p is not None]
+    if params:
+        await conn.execute(INSERT[family], params if len(params) > 1 else params[0])
+    return len(params)
 
 
 def _session_match(app_name: str, user_id: str, session_id: str) -> str:
