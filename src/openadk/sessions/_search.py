@@ -57,6 +57,7 @@ __all__ = [
     "index_events",
     "index_exists",
     "index_stored_events",
+    "indexed_event_ids",
     "parse_query",
     "search_rows",
     "session_match",
@@ -370,6 +371,39 @@ async def unindex_events(
                 f"AND session_id = :session_id AND event_id IN ({marks})"
             )
         await conn.execute(text(statement), params)
+
+
+async def indexed_event_ids(
+    conn: AsyncConnection,
+    dialect: str,
+    app_name: str,
+    user_id: str,
+    session_id: str,
+    event_ids: Sequence[str],
+) -> set[str]:
+    """Which of a session's events have an index row.
+
+    A copy checks before indexing events DEST already held: FTS5 has no key to refuse a
+    second row.
+    """
+    family = _family(dialect)
+    found: set[str] = set()
+    for start in range(0, len(event_ids), 500):
+        chunk = list(event_ids[start : start + 500])
+        marks = ", ".join(f":e{i}" for i in range(len(chunk)))
+        params: dict[str, Any] = {f"e{i}": event_id for i, event_id in enumerate(chunk)}
+        if family == "sqlite":
+            params["match"] = _session_match(app_name, user_id, session_id)
+            where = f"{SEARCH_TABLE} MATCH :match"
+        else:
+            params.update(app_name=app_name, user_id=user_id, session_id=session_id)
+            where = "app_name = :app_name AND user_id = :user_id AND session_id = :session_id"
+        rows = await conn.execute(
+            text(f"SELECT event_id FROM {SEARCH_TABLE} WHERE {where} AND event_id IN ({marks})"),
+            params,
+        )
+        found.update(rows.scalars())
+    return found
 
 
 async def unindex_session(
