@@ -99,9 +99,7 @@ async def observe(url: str, app: str) -> dict[str, Any]:
         by_label = {
             f"{key}={value}": sorted(
                 s.id
-                for s in (
-                    await service.list_sessions(app_name=app, labels={key: value})
-                ).sessions
+                for s in (await service.list_sessions(app_name=app, labels={key: value})).sessions
             )
             for key, value in (("team", "a"), ("team", "b"), ("vip", "yes"))
         }
@@ -259,9 +257,7 @@ def test_redis_holds_no_titles_so_the_copy_says_so(
     assert hits == asyncio.run(observe(source, app))["hits"]
 
 
-def test_import_into_redis_says_what_it_left_out(
-    tmp_path: Path, databases: dict[str, str]
-) -> None:
+def test_import_into_redis_says_what_it_left_out(tmp_path: Path, databases: dict[str, str]) -> None:
     source = databases["sqlite"]
     app = f"shop-{uuid.uuid4().hex[:8]}"
     asyncio.run(fill(source, app))
