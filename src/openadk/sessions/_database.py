@@ -1242,7 +1242,14 @@ class DatabaseSessionService(BaseSessionService):
                 # search: the copies are found under the fork too; the database copies the
                 # source's index rows of the copied events in one statement.
                 await _search.copy_session_index(
-                    conn, self._dialect, app_name, user_id, session_id, new_id
+                    conn,
+                    self._dialect,
+                    app_name,
+                    user_id,
+                    session_id,
+                    new_id,
+                    [(e.id, e.timestamp) for e in copied],
+                    [e.timestamp for e in source_events[count:]],
                 )
             app_state, user_state = await self._read_scopes(conn, app_name, user_id)
             return self._session(
