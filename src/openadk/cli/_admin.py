@@ -512,6 +512,12 @@ async def _import(service: Any, console: Console, args: argparse.Namespace) -> i
     report = await import_sessions(service, args.lines, replace=args.replace)
     for error in report.errors:
         print(f"error: {clean(error)}", file=sys.stderr)
+    if report.not_carried:
+        print(
+            f"warning: {report.not_carried} session(s) imported without their title and "
+            f"labels: {type(service).__name__} holds none",
+            file=sys.stderr,
+        )
     bad = f", {len(report.errors)} bad line(s)" if report.errors else ""
     print(
         f"imported {report.imported}, replaced {report.replaced}, skipped {report.skipped} "
@@ -663,6 +669,8 @@ def _copy_summary(console: Console, result: Any) -> int:
     """Prints the conflicts and the per-table counts of a copy; returns the exit code."""
     for conflict in result.conflicts:
         print(f"conflict: {clean(conflict.describe())}", file=sys.stderr, flush=True)
+    for left_out in result.not_carried:
+        print(f"warning: not copied: {clean(left_out)}", file=sys.stderr, flush=True)
     table = Table("table", "in source", "copied", "already there", "conflict", "missing")
     for name, count in result.source.items():
         table.add_row(
@@ -675,6 +683,8 @@ def _copy_summary(console: Console, result: Any) -> int:
         )
     table.columns[0].no_wrap = True
     _print_table(console, table)
+    if result.indexed:
+        console.print(f"search index: {result.indexed} copied event(s) indexed in DEST")
     if not result.verified:
         console.print("[red]verification failed: some rows are missing in DEST[/red]")
         return EXIT_FAILED

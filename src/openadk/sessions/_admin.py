@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openadk.events import Event
+from openadk.sessions import _metadata_sql, _search
 from openadk.sessions._base import (
     MAX_EVENT_DEPTH,
     MAX_KEY_LENGTH,
@@ -31,11 +32,14 @@ from openadk.sessions._base import (
 )
 from openadk.sessions._database import DatabaseSessionService
 from openadk.sessions._json import check_storable
+from openadk.sessions._metadata import SessionMetadata, check_display_name, check_labels
 from openadk.sessions._schema import (
     app_states,
     events,
     from_db_time,
     session_expiry,
+    session_labels,
+    session_metadata,
     sessions,
     to_db_time,
     user_states,
@@ -60,6 +64,12 @@ __all__ = [
 
 # Parents before children, so foreign keys hold at every step.
 TABLES: list[Table] = [app_states, user_states, sessions, session_expiry, events]
+METADATA = session_metadata.name
+"""The report's name for titles and labels: one row per titled or labelled session.
+
+``openadk_session_labels`` is not copied as such: its rows are the labels of the metadata row,
+written with it in DEST.
+"""
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,7 @@ class Conflict:
             "app_states": "app state of",
             "user_states": "user state of",
             "sessions": "session",
+            METADATA: "title and labels of session",
         }.get(self.table, self.table)
         where = "/".join(self.key)
         if self.renamed_to is not None:
@@ -103,6 +114,10 @@ class CopyReport:
     missing: dict[str, int] = field(default_factory=dict)
     """Source rows that should be in the destination and are not (0 everywhere when verified)."""
     conflicts: list[Conflict] = field(default_factory=list)
+    indexed: int = 0
+    """Copied events added to DEST's search index (rebuilt there from their text)."""
+    not_carried: list[str] = field(default_factory=list)
+    """What DEST cannot hold and was left out, one line each (titles and labels in Redis)."""
 
     @property
     def verified(self) -> bool:
@@ -219,8 +234,16 @@ async def copy_database(
     holds with other content (another conversation under the same app/user/id), or app/user
     state holding other values, is a `Conflict`: it is reported and nothing is written for it
     (with ``rename_conflicts`` a conflicting session is copied under `renamed_session_id`).
+
+    Sessions' titles and labels are copied with them (a session DEST already holds with
+    another title or labels is a conflict: DEST keeps its own). DEST's search index is not
+    copied but rebuilt: each batch of events is indexed from its text in the transaction
+    that writes it, so the index is DEST's engine's own and never holds an event twice (an
+    event DEST already holds, from a copy made before copies indexed, is indexed if it is
+    not yet).
+
     At the end every source key that was copied or skipped is looked up in the destination
-    and the report says how many are missing.
+    (titles and labels compared too) and the report says how many are missing.
 
     Args:
         source: Where to read.
@@ -232,6 +255,9 @@ async def copy_database(
     src, dst = _engine(source), _engine(destination)
     readable = await _source_tables(source, src)
     await destination.prepare_tables()
+    dest_dialect = dst.dialect.name
+    # search: DEST's index is filled from the events copied into it.
+    search = "search" in destination.capabilities
     report = CopyReport()
     # Session key -> the session id it is copied under in DEST, or None: held back.
     moved: dict[tuple[Any, ...], str | None] = {}
@@ -280,13 +306,41 @@ async def copy_database(
                     fresh = [r for r, key in zip(wanted, keys, strict=True) if key not in present]
                     if fresh:
                         await write.execute(table.insert(), fresh)
+                    if table is events and search:
+                        old = [r for r, key in zip(wanted, keys, strict=True) if key in present]
+                        report.indexed += await _index_copied(write, dest_dialect, fresh, old)
                 report.copied[table.name] += len(fresh) + updated
                 report.skipped[table.name] += len(wanted) - len(fresh) - updated
                 done += len(rows)
                 if progress is not None:
                     progress(table.name, done, total)
+        for counter in (
+            report.source,
+            report.copied,
+            report.skipped,
+            report.conflicted,
+            report.missing,
+        ):
+            counter[METADATA] = 0
+        held_metadata: set[tuple[Any, ...]] = set()
+
+        def metadata_target(row: dict[str, Any]) -> dict[str, Any] | None:
+            found = target(session_metadata, row)
+            if found is None or _row_key(session_metadata, found) in held_metadata:
+                return None
+            return found
+
+        if session_metadata in readable:
+            await _copy_metadata(
+                read, dst, batch_size, report, metadata_target, held_metadata, progress
+            )
         # Verify: every source row that was not held back is in the destination.
         for table in readable:
+            if table is session_metadata:
+                report.missing[METADATA] = await _missing_metadata(
+                    read, dst, batch_size, metadata_target
+                )
+                continue
             missing = 0
             async for rows in _batches(read, table, batch_size):
                 keys = [
@@ -296,6 +350,144 @@ async def copy_database(
                     missing += len(keys) - len(await _keys(check, table, keys))
             report.missing[table.name] = missing
     return report
+
+
+async def _index_copied(
+    conn: AsyncConnection,
+    dialect: str,
+    fresh: list[dict[str, Any]],
+    present: list[dict[str, Any]],
+) -> int:
+    """Indexes the events just copied, and those DEST held that its index lacks; how many."""
+    pending = list(fresh)
+    by_session: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for row in present:
+        by_session.setdefault((row["app_name"], row["user_id"], row["session_id"]), []).append(row)
+    for (app, user, session_id), rows in by_session.items():
+        done = await _search.indexed_event_ids(
+            conn, dialect, app, user, session_id, [r["id"] for r in rows]
+        )
+        pending += [r for r in rows if r["id"] not in done]
+    return await _search.index_stored_events(conn, dialect, pending)
+
+
+def _metadata_key(row: Mapping[str, Any]) -> dict[str, str]:
+    return {"app_name": row["app_name"], "user_id": row["user_id"], "id": row["session_id"]}
+
+
+def _metadata_pair(row: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]:
+    return row["display_name"], _metadata_sql.decode_labels(row["labels"], _metadata_key(row))
+
+
+async def _stored_metadata(
+    conn: AsyncConnection, keys: list[tuple[Any, ...]]
+) -> dict[tuple[Any, ...], tuple[str | None, dict[str, str], dict[str, str]]]:
+    """DEST's titles and labels of these sessions: (title, labels, labels of the label rows).
+
+    The label rows are what a label-filtered listing reads; they must agree with the labels.
+    """
+    found = await _rows(conn, session_metadata, keys)
+    if not found:
+        return {}
+    label_key = tuple_(
+        session_labels.c.app_name, session_labels.c.user_id, session_labels.c.session_id
+    )
+    rows = await conn.execute(
+        select(
+            session_labels.c.app_name,
+            session_labels.c.user_id,
+            session_labels.c.session_id,
+            session_labels.c.key,
+            session_labels.c.value,
+        ).where(label_key.in_(list(found)))
+    )
+    listed: dict[tuple[Any, ...], dict[str, str]] = {}
+    for app, user, session_id, key, value in rows:
+        listed.setdefault((app, user, session_id), {})[key] = value
+    return {key: (*_metadata_pair(row), listed.get(key, {})) for key, row in found.items()}
+
+
+async def _copy_metadata(
+    read: AsyncConnection,
+    dst: AsyncEngine,
+    batch_size: int,
+    report: CopyReport,
+    target: Callable[[dict[str, Any]], dict[str, Any] | None],
+    held: set[tuple[Any, ...]],
+    progress: Callable[[str, int, int], None] | None,
+) -> None:
+    """Copies titles and labels: each metadata row with its label rows.
+
+    One transaction per batch. A session DEST holds with another title or labels is a
+    conflict; DEST keeps its own.
+    """
+    name = METADATA
+    total = (await read.execute(select(func.count()).select_from(session_metadata))).scalar_one()
+    report.source[name] = total
+    done = 0
+    async for rows in _batches(read, session_metadata, batch_size):
+        wanted = [t for t in (target(row) for row in rows) if t is not None]
+        report.conflicted[name] += len(rows) - len(wanted)
+        fresh: list[dict[str, Any]] = []
+        labels: list[dict[str, Any]] = []
+        async with dst.begin() as write:
+            existing = await _stored_metadata(
+                write, [_row_key(session_metadata, row) for row in wanted]
+            )
+            for row in wanted:
+                key = _row_key(session_metadata, row)
+                ours = _metadata_pair(row)
+                theirs = existing.get(key)
+                if theirs == (*ours, ours[1]):
+                    report.skipped[name] += 1
+                    continue
+                if theirs is not None:
+                    held.add(key)
+                    report.conflicted[name] += 1
+                    report.conflicts.append(
+                        Conflict(name, key, "DEST holds another title or other labels")
+                    )
+                    continue
+                fresh.append({**row, "labels": ours[1]})
+                labels += [
+                    {
+                        "app_name": row["app_name"],
+                        "user_id": row["user_id"],
+                        "session_id": row["session_id"],
+                        "key": label,
+                        "value": value,
+                    }
+                    for label, value in ours[1].items()
+                ]
+            if fresh:
+                await write.execute(session_metadata.insert(), fresh)
+            if labels:
+                await write.execute(session_labels.insert(), labels)
+        report.copied[name] += len(fresh)
+        done += len(rows)
+        if progress is not None:
+            progress(name, done, total)
+
+
+async def _missing_metadata(
+    read: AsyncConnection,
+    dst: AsyncEngine,
+    batch_size: int,
+    target: Callable[[dict[str, Any]], dict[str, Any] | None],
+) -> int:
+    """How many sessions DEST lacks SOURCE's title and labels of (held-back ones aside)."""
+    missing = 0
+    async for rows in _batches(read, session_metadata, batch_size):
+        wanted = [t for t in (target(row) for row in rows) if t is not None]
+        async with dst.connect() as check:
+            stored = await _stored_metadata(
+                check, [_row_key(session_metadata, row) for row in wanted]
+            )
+        for row in wanted:
+            display_name, labels = _metadata_pair(row)
+            if stored.get(_row_key(session_metadata, row)) != (display_name, labels, labels):
+                missing += 1
+    return missing
 
 
 async def _source_tables(source: DatabaseSessionService, engine: AsyncEngine) -> list[Table]:
@@ -320,7 +512,7 @@ async def _source_tables(source: DatabaseSessionService, engine: AsyncEngine) ->
         raise ValueError(
             f"SOURCE {shown} has no sessions table, so nothing to copy; is it the right database?"
         )
-    return [table for table in TABLES if table.name in names]
+    return [table for table in [*TABLES, session_metadata] if table.name in names]
 
 
 async def _states_to_copy(
@@ -642,6 +834,10 @@ class ImportReport:
     skipped: int = 0
     """Sessions already there, left alone."""
     errors: list[str] = field(default_factory=list)
+    indexed: int = 0
+    """Imported events added to the search index."""
+    not_carried: int = 0
+    """Sessions written without their title and labels: the service cannot hold them (Redis)."""
 
 
 def _split(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -663,10 +859,13 @@ async def import_sessions(
 ) -> ImportReport:
     """Imports sessions from JSON Lines as written by `export_sessions` (or google-adk).
 
-    Each session is one transaction: its row, its events exactly as exported (ids, times), and
-    its ``app:``/``user:`` keys merged into the shared state. A session that already exists is
-    skipped (or replaced with ``replace=True``). A malformed line is reported with its number
-    and skipped; nothing of it is written.
+    Each session is one transaction: its row, its events exactly as exported (ids, times), its
+    title and labels (``displayName``, ``labels``), its events' search index rows, and its
+    ``app:``/``user:`` keys merged into the shared state. A session that already exists is
+    skipped (or replaced with ``replace=True``: its old events, index rows, title and labels
+    go). A malformed line is reported with its number and skipped; nothing of it is written.
+    A service without titles and labels (Redis) imports the rest and counts the sessions in
+    ``not_carried``.
     """
     report = ImportReport()
     if _is_redis(service):
@@ -679,6 +878,8 @@ async def import_sessions(
             except (ValueError, TypeError) as exc:
                 report.errors.append(f"line {number}: {exc}")
                 continue
+            if outcome != "skipped" and (session.display_name is not None or session.labels):
+                report.not_carried += 1
             if outcome == "skipped":
                 report.skipped += 1
             elif outcome == "replaced":
@@ -697,7 +898,7 @@ async def import_sessions(
             report.errors.append(f"line {number}: {exc}")
             continue
         try:
-            outcome = await _write_session(engine, session, replace)
+            outcome, indexed = await _write_session(service, engine, session, replace)
         except (SQLAlchemyError, ValueError, TypeError, OverflowError, RecursionError) as error:
             # The transaction was rolled back: nothing of this line is stored.
             reason = str(getattr(error, "orig", None) or error).splitlines()[0][:200]
@@ -706,6 +907,7 @@ async def import_sessions(
                 f"({type(error).__name__}: {reason})"
             )
             continue
+        report.indexed += indexed
         if outcome == "skipped":
             report.skipped += 1
         elif outcome == "replaced":
@@ -715,19 +917,31 @@ async def import_sessions(
     return report
 
 
-async def _write_session(engine: AsyncEngine, session: Session, replace: bool) -> str:
-    """One session in one transaction: "imported", "replaced" or "skipped"."""
+async def _write_session(
+    service: DatabaseSessionService, engine: AsyncEngine, session: Session, replace: bool
+) -> tuple[str, int]:
+    """One session in one transaction.
+
+    Returns "imported", "replaced" or "skipped", and how many of its events were indexed.
+    """
     own, app, user = _split(session.state)
     key = and_(
         sessions.c.app_name == session.app_name,
         sessions.c.user_id == session.user_id,
         sessions.c.id == session.id,
     )
+    dialect = engine.dialect.name
+    search = "search" in service.capabilities
+    names = (session.app_name, session.user_id, session.id)
     async with engine.begin() as conn:
         exists = (await conn.execute(select(sessions.c.id).where(key))).first()
         if exists is not None and not replace:
-            return "skipped"
+            return "skipped", 0
         if exists is not None:
+            # The old session's title, labels and index rows go with it.
+            await _metadata_sql.delete_session_metadata(conn, *names)
+            if search:
+                await _search.unindex_session(conn, dialect, *names)
             await conn.execute(
                 events.delete().where(
                     events.c.app_name == session.app_name,
@@ -757,12 +971,20 @@ async def _write_session(engine: AsyncEngine, session: Session, replace: bool) -
                 update_time=stamp,
             )
         )
+        indexed = 0
         if session.events:
-            await conn.execute(
-                events.insert(),
-                [_event_row(session, event) for event in session.events],
+            rows = [_event_row(session, event) for event in session.events]
+            await conn.execute(events.insert(), rows)
+            if search:
+                indexed = await _search.index_stored_events(conn, dialect, rows)
+        if session.display_name is not None or session.labels:
+            await _metadata_sql.write_metadata(
+                conn,
+                dialect,
+                *names,
+                SessionMetadata(display_name=session.display_name, labels=dict(session.labels)),
             )
-    return "imported" if exists is None else "replaced"
+    return ("imported" if exists is None else "replaced"), indexed
 
 
 def _parse_line(line: str) -> Session:
@@ -791,6 +1013,14 @@ def _parse_line(line: str) -> Session:
     # What the database service refuses to store, import refuses too: a stored session must
     # read back.
     check_storable(session.state, "field state", MAX_EVENT_DEPTH)
+    try:
+        check_display_name(session.display_name)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"field displayName: {error}") from None
+    try:
+        check_labels(session.labels)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"field labels: {error}") from None
     seen: set[str] = set()
     for index, event in enumerate(session.events):
         if len(event.id) > MAX_KEY_LENGTH:

@@ -1267,14 +1267,17 @@ class DatabaseSessionService(BaseSessionService):
                 SessionMetadata(display_name=display_name, labels=labels),
             )
             if self._search_on and copied:
-                # search: the copies are found under the fork too.
-                await _search.index_events(
+                # search: the copies are found under the fork too; the database copies the
+                # source's index rows of the copied events in one statement.
+                await _search.copy_session_index(
                     conn,
                     self._dialect,
                     app_name,
                     user_id,
+                    session_id,
                     new_id,
-                    [(e.id, e.author, e.timestamp, _search.text_of(e)) for e in copied],
+                    [(e.id, e.timestamp) for e in copied],
+                    [e.timestamp for e in source_events[count:]],
                 )
             app_state, user_state = await self._read_scopes(conn, app_name, user_id)
             return self._session(

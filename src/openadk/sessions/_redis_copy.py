@@ -12,6 +12,10 @@ events are a prefix of SOURCE's (an earlier copy) is brought up to date; any oth
 `Conflict`, left as it was (or copied under `renamed_session_id`). App and user state are
 merged key by key; a key DEST holds with another value is a conflict and DEST keeps its value.
 Expiry is copied (sessions already expired are not).
+
+Titles and labels: openadk's Redis service holds none, so a database SOURCE's are not carried
+into Redis; the report's ``not_carried`` says how many sessions had some. A database DEST gets
+its search index filled from the events copied into it, in the transaction that writes them.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 from openadk.events import Event
 from openadk.sessions._admin import Conflict, CopyReport, renamed_session_id
 from openadk.sessions._base import BaseSessionService
+from openadk.sessions._metadata import SessionMetadata
 from openadk.sessions._redis import RedisSessionService, _unescape
 from openadk.sessions._session import Session
 
@@ -55,6 +60,9 @@ class Record:
     update_time: float
     expire_time: float | None
     events: list[Event] = field(default_factory=list)
+    display_name: str | None = None
+    """The title (a database SOURCE's; Redis holds none)."""
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,6 +122,7 @@ async def _redis_source(service: RedisSessionService) -> _Source:
 async def _database_source(service: Any) -> _Source:
     from sqlalchemy import select
 
+    from openadk.sessions import _metadata_sql
     from openadk.sessions._admin import _engine, _session_keys, list_apps
     from openadk.sessions._schema import (
         app_states,
@@ -162,6 +171,9 @@ async def _database_source(service: Any) -> _Source:
                             )
                         )
                     ).scalar()
+                    display_name, labels = await _metadata_sql.read_metadata(
+                        conn, engine.dialect.name, app, user, sid
+                    )
                 if row is None:
                     continue
                 expire = None if expiry is None else from_db_time(expiry).timestamp()
@@ -186,6 +198,8 @@ async def _database_source(service: Any) -> _Source:
                     from_db_time(row.update_time).timestamp(),
                     expire,
                     events,
+                    display_name,
+                    labels,
                 )
 
     return _Source(app_state, user_state, records)
@@ -396,6 +410,7 @@ class _DatabaseDest:
     async def put(self, record: Record, expected: Record | None) -> bool:
         from sqlalchemy import and_, select
 
+        from openadk.sessions import _metadata_sql, _search
         from openadk.sessions._admin import _engine, _event_row
         from openadk.sessions._schema import events, session_expiry, sessions, to_db_time
 
@@ -441,7 +456,20 @@ class _DatabaseDest:
                 await conn.execute(sessions.update().where(key).values(**values))
             new = record.events[len(count) :]
             if new:
-                await conn.execute(events.insert(), [_event_row(handle, e) for e in new])
+                rows = [_event_row(handle, e) for e in new]
+                await conn.execute(events.insert(), rows)
+                if "search" in self.service.capabilities:
+                    # search: DEST's index, filled with the events as they are written.
+                    await _search.index_stored_events(conn, conn.dialect.name, rows)
+            if not exists and (record.display_name is not None or record.labels):
+                await _metadata_sql.write_metadata(
+                    conn,
+                    conn.dialect.name,
+                    record.app_name,
+                    record.user_id,
+                    record.id,
+                    SessionMetadata(display_name=record.display_name, labels=record.labels),
+                )
             if record.expire_time is not None and not exists:
                 await conn.execute(
                     session_expiry.insert().values(
@@ -518,7 +546,10 @@ async def copy_with_redis(
     for (app, user), state in sorted(src.user_states.items()):
         await scope("user_states", (app, user), state)
     done = 0
+    untitled = 0  # sessions whose title and labels DEST cannot hold
     async for record in src.sessions():
+        if isinstance(dest, _RedisDest) and (record.display_name is not None or record.labels):
+            untitled += 1
         report.source["sessions"] += 1
         report.source["events"] += len(record.events)
         key = (record.app_name, record.user_id, record.id)
@@ -550,6 +581,12 @@ async def copy_with_redis(
         done += 1
         if progress is not None:
             progress("sessions", done, done)
+    if untitled:
+        report.not_carried.append(
+            f"titles and labels of {untitled} session(s): openadk's Redis service holds "
+            "none (their events and state were copied; search and label filters need a "
+            "database DEST)"
+        )
     # Verify: every session copied or skipped is in DEST with at least SOURCE's events.
     async for record in src.sessions():
         key = (record.app_name, record.user_id, record.id)

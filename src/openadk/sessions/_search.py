@@ -23,10 +23,11 @@ The index lives in openadk's own table ``openadk_event_search`` (decision 12):
   and stop-word list apply: by default words under 3 characters and stop words are not found).
 
 Every statement is here so an engine other than the SQLAlchemy one (a raw driver fast path) can
-run the same ones: `index_events` inside the append transaction, `unindex_events`,
-`unindex_session` and `unindex_user` inside trim, delete_session and delete_user, and
-`flush_pending` before a search or a copy of index rows. The service calls them at the places
-marked ``# search:`` in ``_database.py``.
+run the same ones: `index_events` inside the append transaction, `copy_session_index` inside
+fork, `unindex_events`, `unindex_session` and `unindex_user` inside trim, delete_session and
+delete_user, and `flush_pending` before a search or a copy of index rows. The service calls them
+at the places marked ``# search:`` in ``_database.py``; copies between databases (``_admin.py``)
+rebuild DEST's index with `index_stored_events`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from openadk.sessions._schema import from_db_time
 from openadk.sessions._search_text import (
     MAX_QUERY_WORDS,
     IndexRow,
@@ -63,16 +65,20 @@ __all__ = [
     "SQLITE_PENDING_DDL",
     "UNPEND_SESSION",
     "MemoryIndex",
+    "copy_session_index",
     "create_index",
     "event_text",
     "flush_pending",
     "has_pending",
     "index_events",
     "index_exists",
+    "index_stored_events",
+    "indexed_event_ids",
     "parse_query",
     "search_rows",
     "session_match",
     "snippet",
+    "stored_index_params",
     "text_of",
     "unindex_events",
     "unindex_session",
@@ -288,6 +294,149 @@ UNPEND_SESSION = (
 """SQLite: a session's pending index rows (deleted with its FTS5 rows)."""
 
 
+# A fork's index rows: the source session's rows, copied by the database in one statement.
+# Which rows is said by the rows' own times, not by a join with the fork's events: those were
+# inserted in this very transaction, so the planner's statistics know nothing of them and
+# PostgreSQL picks a nested loop that reads the fork's events once per index row (38 s for
+# 10,000 events, measured). An index row's ``ts`` is its event's stored timestamp, the same
+# float the fork read, so a time bound is exact; events sharing a time across the cut are
+# named.
+_COPY_INDEX_COLUMNS = "(app_name, user_id, session_id, event_id, author, ts, body, terms)"
+_COPY_INDEX_SELECT = (
+    "SELECT app_name, user_id, :new_id, event_id, author, ts, body, terms "
+    f"FROM {SEARCH_TABLE} WHERE app_name = :app_name AND user_id = :user_id "
+    "AND session_id = :session_id"
+)
+_COPY_INDEX_SQLITE = (
+    f"INSERT INTO {SEARCH_TABLE} (scope, body, app_name, user_id, session_id, event_id, "
+    f"author, ts) SELECT :scope, body, app_name, user_id, :new_id, event_id, author, ts "
+    f"FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :match"
+)
+"""SQLite: the source's rows found by its scope token, stored with the fork's scope tokens.
+
+SQLite reads the SELECT into a temporary table first when it reads the table it inserts into;
+MySQL/MariaDB do the same, so no copy sees its own rows.
+"""
+
+
+def _fork_cut(
+    kept: Sequence[tuple[str, float]], dropped: Sequence[float]
+) -> tuple[str, dict[str, Any]]:
+    """The condition on index rows that keeps the fork's events and leaves the rest.
+
+    ``kept``: the fork's events' ids and times; ``dropped``: the times of those after the cut.
+    """
+    if not dropped:
+        return "", {}
+    low = min(dropped)
+    params: dict[str, Any] = {"cut_low": low}
+    tied = [event_id for event_id, ts in kept if ts >= low]
+    if not tied:
+        return " AND ts < :cut_low", params
+    params["cut_high"] = max(ts for _, ts in kept)
+    params.update({f"cut{i}": event_id for i, event_id in enumerate(tied)})
+    marks = ", ".join(f":cut{i}" for i in range(len(tied)))
+    return f" AND (ts < :cut_low OR (ts <= :cut_high AND event_id IN ({marks})))", params
+
+
+async def copy_session_index(
+    conn: AsyncConnection,
+    dialect: str,
+    app_name: str,
+    user_id: str,
+    session_id: str,
+    new_id: str,
+    kept: Sequence[tuple[str, float]],
+    dropped: Sequence[float],
+) -> None:
+    """Indexes a fork's events under ``new_id``: one INSERT ... SELECT, however many events.
+
+    Run in the fork's transaction. ``kept`` are the (id, timestamp) of the events the fork
+    copies, ``dropped`` the timestamps of the source's events after them (a fork "up to" an
+    invocation).
+    """
+    family = _family(dialect)
+    if family == "sqlite":
+        await copy_session_index_sqlite(conn, app_name, user_id, session_id, new_id, kept, dropped)
+        return
+    cut, params = _fork_cut(kept, dropped)
+    params.update(app_name=app_name, user_id=user_id, session_id=session_id, new_id=new_id)
+    if family == "postgresql":
+        statement = (
+            f"INSERT INTO {SEARCH_TABLE} {_COPY_INDEX_COLUMNS} {_COPY_INDEX_SELECT}{cut} "
+            "ON CONFLICT DO NOTHING"
+        )
+    else:
+        statement = (
+            f"INSERT IGNORE INTO {SEARCH_TABLE} {_COPY_INDEX_COLUMNS} {_COPY_INDEX_SELECT}{cut}"
+        )
+    await conn.execute(text(statement), params)
+
+
+async def copy_session_index_sqlite(
+    conn: AsyncConnection,
+    app_name: str,
+    user_id: str,
+    session_id: str,
+    new_id: str,
+    kept: Sequence[tuple[str, float]],
+    dropped: Sequence[float],
+) -> None:
+    """SQLite's `copy_session_index`: one statement on the FTS5 table."""
+    cut, params = _fork_cut(kept, dropped)
+    params.update(
+        scope=_scopes(app_name, user_id, new_id),
+        new_id=new_id,
+        match=_session_match(app_name, user_id, session_id),
+    )
+    await conn.execute(text(_COPY_INDEX_SQLITE + cut), params)
+
+
+def stored_index_params(family: str, row: Mapping[Any, Any]) -> dict[str, Any] | None:
+    """The `INSERT` parameters of a stored ``events`` row, or None when it has no text.
+
+    ``row`` has the events table's columns (``id``, ``app_name``, ``user_id``, ``session_id``,
+    ``timestamp``, ``event_data`` as JSON text or a dict). The indexed time is the event's own
+    ``timestamp`` field (what the service indexed at append), else the column's.
+    """
+    data = row["event_data"]
+    if isinstance(data, (str, bytes)):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return None
+    if not isinstance(data, Mapping):
+        return None
+    body = event_text(data)
+    if not body:
+        return None
+    stamp = data.get("timestamp")
+    if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
+        stamp = from_db_time(row["timestamp"]).timestamp()
+    return index_params(
+        family,
+        row["app_name"],
+        row["user_id"],
+        row["session_id"],
+        (row["id"], str(data.get("author") or ""), float(stamp), body),
+    )
+
+
+async def index_stored_events(
+    conn: AsyncConnection, dialect: str, rows: Iterable[Mapping[str, Any]]
+) -> int:
+    """Indexes ``events`` rows just written as they are (a copy, an import).
+
+    Run in the transaction that inserts them, so rows and index commit together. Returns how
+    many had text.
+    """
+    family = _family(dialect)
+    params = [p for p in (stored_index_params(family, row) for row in rows) if p is not None]
+    if params:
+        await conn.execute(INSERT[family], params if len(params) > 1 else params[0])
+    return len(params)
+
+
 def _session_match(app_name: str, user_id: str, session_id: str) -> str:
     return f'scope : "{_scope(app_name, user_id, session_id)}"'
 
@@ -337,6 +486,40 @@ async def unindex_events(
                 f"AND session_id = :session_id AND event_id IN ({marks})"
             )
         await conn.execute(text(statement), params)
+
+
+async def indexed_event_ids(
+    conn: AsyncConnection,
+    dialect: str,
+    app_name: str,
+    user_id: str,
+    session_id: str,
+    event_ids: Sequence[str],
+) -> set[str]:
+    """Which of a session's events have an index row.
+
+    A copy checks before indexing events DEST already held: FTS5 has no key to refuse a
+    second row. Run in a write transaction: on SQLite the pending rows move into FTS5 first.
+    """
+    family = _family(dialect)
+    await flush_pending(conn, dialect)
+    found: set[str] = set()
+    for start in range(0, len(event_ids), 500):
+        chunk = list(event_ids[start : start + 500])
+        marks = ", ".join(f":e{i}" for i in range(len(chunk)))
+        params: dict[str, Any] = {f"e{i}": event_id for i, event_id in enumerate(chunk)}
+        if family == "sqlite":
+            params["match"] = _session_match(app_name, user_id, session_id)
+            where = f"{SEARCH_TABLE} MATCH :match"
+        else:
+            params.update(app_name=app_name, user_id=user_id, session_id=session_id)
+            where = "app_name = :app_name AND user_id = :user_id AND session_id = :session_id"
+        rows = await conn.execute(
+            text(f"SELECT event_id FROM {SEARCH_TABLE} WHERE {where} AND event_id IN ({marks})"),
+            params,
+        )
+        found.update(rows.scalars())
+    return found
 
 
 async def unindex_session(

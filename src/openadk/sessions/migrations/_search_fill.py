@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select, text
 
 from openadk.sessions import _search
-from openadk.sessions._schema import events, from_db_time
+from openadk.sessions._schema import events
 
 __all__ = ["fill_search_index"]
 
@@ -44,31 +43,11 @@ def fill_search_index(
         rows = conn.execute(query.limit(batch_size)).all()
         if not rows:
             break
-        params = []
-        for row in rows:
-            data = row.event_data
-            if isinstance(data, (str, bytes)):
-                try:
-                    data = json.loads(data)
-                except ValueError:
-                    data = None
-            if not isinstance(data, dict):
-                continue
-            body = _search.event_text(data)
-            if not body:
-                continue
-            stamp = data.get("timestamp")
-            if not isinstance(stamp, (int, float)):
-                stamp = from_db_time(row.timestamp).timestamp()
-            params.append(
-                _search.index_params(
-                    family,
-                    row.app_name,
-                    row.user_id,
-                    row.session_id,
-                    (row.id, str(data.get("author") or ""), float(stamp), body),
-                )
-            )
+        params = [
+            p
+            for p in (_search.stored_index_params(family, row._mapping) for row in rows)
+            if p is not None
+        ]
         if params:
             conn.execute(_search.INSERT[family], params)
             indexed += len(params)
