@@ -89,6 +89,7 @@ from openadk.sessions._session import (
     SearchEventsResponse,
     SearchHit,
     Session,
+    stored_session,
 )
 from openadk.sessions._threaded import threaded_connection
 
@@ -2192,29 +2193,45 @@ class DatabaseSessionService(BaseSessionService):
         more = limit is not None and len(rows) > limit
         if more:
             del rows[limit:]
-        app_state = scopes.get(None) or {}
         states = _decode_states(app_name, rows)
+        # The app's and each user's keys, prefixed once per listing rather than once per session.
+        app_part = _prefixed(scopes.get(None) or {}, "app:")
+        parts: dict[str | None, dict[str, Any]] = {}
         result = []
         for (row_user, row_id, _, update_time, display_name, labels), own in zip(
             rows, states, strict=True
         ):
-            epoch, marker = _stamp_fields(update_time)
+            part = parts.get(row_user)
+            if part is None:
+                user_part = _prefixed(scopes.get(row_user) or {}, "user:")
+                part = parts[row_user] = {**app_part, **user_part}
+            if part:
+                # Decoded for this session alone, the state is its own: no copy; the shared
+                # app and user values are copied where they are containers.
+                for name, value in part.items():
+                    own[name] = value if value.__class__ in _PLAIN else copy_json(value)
+            if update_time.__class__ is str and len(update_time) == 26 and update_time[10] == " ":
+                # SQLAlchemy's SQLite text form; the marker is its ISO form (with a "T").
+                epoch = (_from_iso(update_time) - _EPOCH_NAIVE).total_seconds()
+                marker = update_time[:10] + "T" + update_time[11:]
+            else:
+                epoch, marker = _stamp_fields(update_time)
             if labels is not None:
                 labels = _metadata_sql.decode_labels(
                     labels, _session_key(app_name, row_user, row_id)
                 )
             result.append(
-                Session._from_storage(
-                    id=row_id,
-                    app_name=app_name,
-                    user_id=row_user,
-                    # Decoded for this session alone, the state is its own: no copy.
-                    state=merge_fresh_state(own, app_state, scopes.get(row_user) or {}),
-                    events=[],
-                    last_update_time=epoch,
-                    marker=marker,
-                    display_name=display_name,
-                    labels=labels,
+                stored_session(
+                    Session,
+                    row_id,
+                    app_name,
+                    row_user,
+                    own,
+                    [],
+                    epoch,
+                    marker,
+                    display_name,
+                    labels,
                 )
             )
         token = None
@@ -2554,21 +2571,6 @@ def scoped_parts(scoped: ScopedDelta) -> tuple[dict[str, Any], dict[str, Any], d
     return scoped.session, scoped.app, scoped.user
 
 
-def merge_fresh_state(
-    own: dict[str, Any], app_state: dict[str, Any], user_state: dict[str, Any]
-) -> dict[str, Any]:
-    """`merge_state` for a session state decoded for this session alone.
-
-    That state is kept (no copy); only container values of the shared app and user states are
-    copied.
-    """
-    for key, value in app_state.items():
-        own["app:" + key] = value if value.__class__ in _PLAIN else copy_json(value)
-    for key, value in user_state.items():
-        own["user:" + key] = value if value.__class__ in _PLAIN else copy_json(value)
-    return own
-
-
 class _EventCache:
     """Parsed events by session, least recently read sessions evicted first.
 
@@ -2695,12 +2697,20 @@ def _stamp_fields(value: Any) -> tuple[float, str]:
     """A stored update time as (Unix seconds, revision marker), fast for the usual forms."""
     if value.__class__ is str and len(value) == 26 and value[10] == " ":
         # SQLAlchemy's SQLite text form: the marker is the ISO form with a "T".
-        parsed = datetime.datetime.fromisoformat(value)
-        return parsed.replace(tzinfo=_UTC).timestamp(), value[:10] + "T" + value[11:]
+        return (_from_iso(value) - _EPOCH_NAIVE).total_seconds(), value[:10] + "T" + value[11:]
     if value.__class__ is datetime.datetime and value.tzinfo is None:
-        return value.replace(tzinfo=_UTC).timestamp(), value.isoformat(timespec="microseconds")
+        # Naive UTC; the difference is what `timestamp()` of the aware time computes, cheaper.
+        return (value - _EPOCH_NAIVE).total_seconds(), value.isoformat(timespec="microseconds")
     stamp = from_db_time(value)
     return _epoch(stamp), _marker(stamp)
+
+
+def _prefixed(state: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {prefix + name: value for name, value in state.items()}
+
+
+_from_iso = datetime.datetime.fromisoformat
+_EPOCH_NAIVE = datetime.datetime(1970, 1, 1)
 
 
 def _decode_state(value: Any, table: str, key: dict[str, str]) -> dict[str, Any]:
