@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
@@ -17,6 +18,7 @@ from openadk.events import Event, EventActions
 from openadk.sessions import DatabaseSessionService, GetSessionConfig
 from openadk.sessions._base import AppendPlan, _event_json
 from openadk.sessions._json import dumps_keeping_floats, keep_floats
+from openadk.sessions._sqlite import CHECKPOINT_EVERY
 
 
 def _event(**delta: Any) -> Event:
@@ -201,3 +203,56 @@ async def test_an_expired_id_reused_starts_without_its_labels_or_index_rows(tmp_
     assert new.labels == {} and new.events == []
     assert got is not None and got.labels == {} and got.display_name is None
     assert hits.hits == [] and listed.sessions == []
+
+
+async def _checkpoints_after(service: DatabaseSessionService, appends: int) -> int:
+    """The background checkpoints run once ``appends`` appends are in (waiting for the last)."""
+    session = await service.create_session(app_name="a", user_id="u")
+    for i in range(appends):
+        await service.append_event(session, _text_event(f"turn {i}", k=i))
+    lite = service._lite
+    assert lite is not None
+    for _ in range(200):
+        if lite.checkpoints and not lite._checkpoint_queued:
+            break
+        await asyncio.sleep(0.01)
+    return lite.checkpoints
+
+
+@pytest.mark.asyncio
+async def test_checkpoints_run_on_their_own_thread_not_in_a_commit(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with DatabaseSessionService(f"sqlite+aiosqlite:///{path}") as service:
+        checkpoints = await _checkpoints_after(service, 2 * CHECKPOINT_EVERY)
+        lite = service._lite
+        assert lite is not None
+        backstop = await lite.writer.run(
+            lambda c: c.raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        )
+        # What the database file holds: the checkpointer copied the log into it.
+        with sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True) as copied:
+            stored = copied.execute("SELECT count(*) FROM events").fetchone()[0]
+    assert checkpoints >= 1
+    # SQLite's default is 1,000 pages; the writer's own checkpoint is only a backstop.
+    assert backstop == 4_000
+    assert stored > 0
+
+
+@pytest.mark.asyncio
+async def test_a_caller_who_turns_checkpoints_off_keeps_them_off(tmp_path: Path) -> None:
+    service = DatabaseSessionService(f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
+
+    @sa_event.listens_for(service.engine.sync_engine, "connect")
+    def _manual(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+    try:
+        checkpoints = await _checkpoints_after(service, CHECKPOINT_EVERY + 1)
+        lite = service._lite
+        assert lite is not None
+        pages = await lite.writer.run(
+            lambda c: c.raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        )
+    finally:
+        await service.close()
+    assert (checkpoints, pages) == (0, 0)

@@ -1534,7 +1534,10 @@ class DatabaseSessionService(BaseSessionService):
         worker = lite.writer if write else lite.reader
 
         def job(conn: _sqlite.Connection) -> _T:
-            return _sqlite.transaction(conn, write, body)
+            result = _sqlite.transaction(conn, write, body)
+            if write:
+                lite.wrote()
+            return result
 
         for attempt in range(_RETRIES):
             try:
