@@ -1577,7 +1577,7 @@ class DatabaseSessionService(BaseSessionService):
             if marker is None:
                 last = conn.one(_LITE_LAST_EVENT, key)
                 last_event_id = None if last is None else last[0]
-            if self._is_stale(session, _marker(stored_time), last_event_id):
+            if self._is_stale(session, _text_marker(row[0], stored_time), last_event_id):
                 duplicate = self._lite_duplicate(conn, event, plan, key)
                 if duplicate is not None:
                     return duplicate
@@ -1627,7 +1627,9 @@ class DatabaseSessionService(BaseSessionService):
                     ),
                 )
             return AppendOutcome(
-                timestamp=timestamp, last_update_time=_epoch(stamp), marker=_marker(stamp)
+                timestamp=timestamp,
+                last_update_time=_epoch(stamp),
+                marker=_text_marker(db_stamp, stamp),
             )
 
         return await self._lite_run("append_event", True, body)
@@ -2706,6 +2708,13 @@ def _stamp_fields(value: Any) -> tuple[float, str]:
         return (value - _EPOCH_NAIVE).total_seconds(), value.isoformat(timespec="microseconds")
     stamp = from_db_time(value)
     return _epoch(stamp), _marker(stamp)
+
+
+def _text_marker(text: Any, stamp: datetime.datetime) -> str:
+    """`_marker` of ``stamp``, read off ``text``, its stored form, when that is SQLAlchemy's."""
+    if text.__class__ is str and len(text) == 26 and text[10] == " ":
+        return text[:10] + "T" + text[11:]
+    return _marker(stamp)
 
 
 def _prefixed(state: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ calls them at the places marked ``# search:`` in ``_database.py``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -74,7 +75,9 @@ def _scope(*key: str) -> str:
     return f"{'aus'[len(key) - 1]}{digest}"
 
 
+@functools.lru_cache(maxsize=1024)
 def _scopes(app_name: str, user_id: str, session_id: str) -> str:
+    # Cached: a session's appends all index under the same three tokens.
     return " ".join(
         (_scope(app_name), _scope(app_name, user_id), _scope(app_name, user_id, session_id))
     )
