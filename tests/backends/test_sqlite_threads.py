@@ -229,13 +229,12 @@ async def test_checkpoints_run_on_their_own_thread_not_in_a_commit(tmp_path: Pat
         backstop = await lite.writer.run(
             lambda c: c.raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
         )
-        # What the database file holds: the checkpointer copied the log into it.
-        with sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True) as copied:
-            stored = copied.execute("SELECT count(*) FROM events").fetchone()[0]
+        last = lite.last_checkpoint
     assert checkpoints >= 1
+    # The checkpointer copied the log's pages into the database file.
+    assert last is not None and last[2] > 0
     # SQLite's default is 1,000 pages; the writer's own checkpoint is only a backstop.
     assert backstop == 4_000
-    assert stored > 0
 
 
 @pytest.mark.asyncio

@@ -209,6 +209,8 @@ class SqliteThreads:
         self._checkpoint_queued = False
         self.checkpoints = 0
         """Background checkpoints run so far."""
+        self.last_checkpoint: tuple[int, int, int] | None = None
+        """The last one's (busy, pages in the log, pages copied into the database)."""
         sa_event.listen(sync_engine, "engine_disposed", self._on_dispose)
         self._engine = sync_engine
 
@@ -245,7 +247,8 @@ class SqliteThreads:
         # Cleared first: writes committed while this runs queue the next one.
         self._checkpoint_queued = False
         # PASSIVE: copies what no reader still needs and never waits for (or blocks) a writer.
-        conn.raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        busy, log_pages, copied = conn.raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self.last_checkpoint = (busy, log_pages, copied)
         self.checkpoints += 1
 
     def _on_dispose(self, _engine: Any) -> None:
