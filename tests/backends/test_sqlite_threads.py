@@ -255,3 +255,35 @@ async def test_a_caller_who_turns_checkpoints_off_keeps_them_off(tmp_path: Path)
     finally:
         await service.close()
     assert (checkpoints, pages) == (0, 0)
+
+
+@pytest.mark.asyncio
+async def test_a_listing_joins_titles_and_expiry_only_where_some_session_has_them(
+    tmp_path: Path,
+) -> None:
+    async with DatabaseSessionService(f"sqlite+aiosqlite:///{tmp_path / 's.db'}") as service:
+        plain = await service.create_session(app_name="a", user_id="plain", state={"k": 1})
+        await service.create_session(app_name="a", user_id="titled", display_name="T")
+        await service.create_session(app_name="a", user_id="expiring", ttl=3600)
+        statements: list[str] = []
+
+        @sa_event.listens_for(service.engine.sync_engine, "before_cursor_execute")
+        def _capture(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            statements.append(statement)
+
+        listings = {}
+        for user in ("plain", "titled", "expiring", None):
+            statements.clear()
+            listings[user] = await service.list_sessions(app_name="a", user_id=user)
+            listings[user, "joined"] = any("LEFT JOIN" in s for s in statements)
+    assert [s.id for s in listings["plain"].sessions] == [plain.id]
+    assert listings["plain"].sessions[0].state == {"k": 1}
+    assert [s.display_name for s in listings["titled"].sessions] == ["T"]
+    assert [s.display_name for s in listings[None].sessions] == [None, "T", None]
+    # The sessions alone for a user with no title, label or expiry; the join for the others.
+    assert [listings[u, "joined"] for u in ("plain", "titled", "expiring", None)] == [
+        False,
+        True,
+        True,
+        True,
+    ]

@@ -1905,8 +1905,11 @@ class DatabaseSessionService(BaseSessionService):
     async def _lite_list(
         self, app_name: str, user_id: str | None, limit: int | None, after: PageKey | None
     ) -> ListSessionsResponse:
-        sql = _LITE_LIST
-        params: list[Any] = [app_name, self._lite_now()]
+        # Two forms of the listing: with the title, labels and expiry of each session (a join
+        # and a look-up per row), and, when the scopes statement finds no metadata or expiry
+        # row for the app (or user), the sessions alone.
+        sql = ""
+        params: list[Any] = []
         if user_id is not None:
             sql += " AND s.user_id = ?"
             params.append(user_id)
@@ -1922,12 +1925,22 @@ class DatabaseSessionService(BaseSessionService):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(min(limit, _MAX_ROWS) + 1)
-        scopes_sql = _LITE_LIST_SCOPES + (" AND user_id = ?" if user_id is not None else "")
-        scope_params = (app_name, app_name) if user_id is None else (app_name, app_name, user_id)
+        full_sql = _LITE_LIST + sql
+        full_params = [app_name, self._lite_now(), *params]
+        plain_sql = _LITE_LIST_PLAIN + sql
+        plain_params = [app_name, *params]
+        if user_id is None:
+            scopes_sql = _LITE_LIST_SCOPES
+            scope_params: tuple[str, ...] = (app_name,) * 4
+        else:
+            scopes_sql = _LITE_LIST_USER_SCOPES
+            scope_params = (app_name, user_id, app_name, user_id, app_name, app_name, user_id)
 
         def body(conn: _sqlite.Connection) -> ListSessionsResponse:
-            rows = conn.all(sql, params)
-            scopes = conn.all(scopes_sql, scope_params)
+            found = conn.all(scopes_sql, scope_params)
+            plain = not any(row[2] for row in found if row[0] == 0)
+            scopes = [(row[1], row[2]) for row in found if row[0] != 0]
+            rows = conn.all(plain_sql, plain_params) if plain else conn.all(full_sql, full_params)
             return self._listing(app_name, limit, scopes, rows)
 
         return await self._lite_run("list_sessions", False, body)
@@ -2550,9 +2563,25 @@ _LITE_INDEX_EVENT = str(_search.INSERT["sqlite"].text)
 _LITE_UNINDEX_SESSION = (
     f"DELETE FROM {_search.SEARCH_TABLE} WHERE {_search.SEARCH_TABLE} MATCH :match"
 )
+_LITE_LIST_PLAIN = (
+    "SELECT s.user_id, s.id, s.state, s.update_time, NULL, NULL FROM sessions s "
+    "WHERE s.app_name = ?"
+)
+# (kind, user_id, state): the scopes' states (kind 1, user_id None for the app's), and a flag
+# row (kind 0): whether any session of the app (or user) has a title, labels or an expiry time,
+# which needs `_LITE_LIST`'s join; without, `_LITE_LIST_PLAIN` gives the same rows.
 _LITE_LIST_SCOPES = (
-    "SELECT NULL, state FROM app_states WHERE app_name = ? "
-    "UNION ALL SELECT user_id, state FROM user_states WHERE app_name = ?"
+    "SELECT 0, NULL, EXISTS (SELECT 1 FROM openadk_session_metadata WHERE app_name = ?) "
+    "OR EXISTS (SELECT 1 FROM openadk_session_expiry WHERE app_name = ?) "
+    "UNION ALL SELECT 1, NULL, state FROM app_states WHERE app_name = ? "
+    "UNION ALL SELECT 1, user_id, state FROM user_states WHERE app_name = ?"
+)
+_LITE_LIST_USER_SCOPES = (
+    "SELECT 0, NULL, EXISTS (SELECT 1 FROM openadk_session_metadata WHERE app_name = ? "
+    "AND user_id = ?) "
+    "OR EXISTS (SELECT 1 FROM openadk_session_expiry WHERE app_name = ? AND user_id = ?) "
+    "UNION ALL SELECT 1, NULL, state FROM app_states WHERE app_name = ? "
+    "UNION ALL SELECT 1, user_id, state FROM user_states WHERE app_name = ? AND user_id = ?"
 )
 
 
