@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
@@ -17,6 +18,7 @@ from openadk.events import Event, EventActions
 from openadk.sessions import DatabaseSessionService, GetSessionConfig
 from openadk.sessions._base import AppendPlan, _event_json
 from openadk.sessions._json import dumps_keeping_floats, keep_floats
+from openadk.sessions._sqlite import CHECKPOINT_EVERY
 
 
 def _event(**delta: Any) -> Event:
@@ -201,3 +203,87 @@ async def test_an_expired_id_reused_starts_without_its_labels_or_index_rows(tmp_
     assert new.labels == {} and new.events == []
     assert got is not None and got.labels == {} and got.display_name is None
     assert hits.hits == [] and listed.sessions == []
+
+
+async def _checkpoints_after(service: DatabaseSessionService, appends: int) -> int:
+    """The background checkpoints run once ``appends`` appends are in (waiting for the last)."""
+    session = await service.create_session(app_name="a", user_id="u")
+    for i in range(appends):
+        await service.append_event(session, _text_event(f"turn {i}", k=i))
+    lite = service._lite
+    assert lite is not None
+    for _ in range(200):
+        if lite.checkpoints and not lite._checkpoint_queued:
+            break
+        await asyncio.sleep(0.01)
+    return lite.checkpoints
+
+
+@pytest.mark.asyncio
+async def test_checkpoints_run_on_their_own_thread_not_in_a_commit(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with DatabaseSessionService(f"sqlite+aiosqlite:///{path}") as service:
+        checkpoints = await _checkpoints_after(service, 2 * CHECKPOINT_EVERY)
+        lite = service._lite
+        assert lite is not None
+        backstop = await lite.writer.run(
+            lambda c: c.raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        )
+        last = lite.last_checkpoint
+    assert checkpoints >= 1
+    # The checkpointer copied the log's pages into the database file.
+    assert last is not None and last[2] > 0
+    # SQLite's default is 1,000 pages; the writer's own checkpoint is only a backstop.
+    assert backstop == 4_000
+
+
+@pytest.mark.asyncio
+async def test_a_caller_who_turns_checkpoints_off_keeps_them_off(tmp_path: Path) -> None:
+    service = DatabaseSessionService(f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
+
+    @sa_event.listens_for(service.engine.sync_engine, "connect")
+    def _manual(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+    try:
+        checkpoints = await _checkpoints_after(service, CHECKPOINT_EVERY + 1)
+        lite = service._lite
+        assert lite is not None
+        pages = await lite.writer.run(
+            lambda c: c.raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        )
+    finally:
+        await service.close()
+    assert (checkpoints, pages) == (0, 0)
+
+
+@pytest.mark.asyncio
+async def test_a_listing_joins_titles_and_expiry_only_where_some_session_has_them(
+    tmp_path: Path,
+) -> None:
+    async with DatabaseSessionService(f"sqlite+aiosqlite:///{tmp_path / 's.db'}") as service:
+        plain = await service.create_session(app_name="a", user_id="plain", state={"k": 1})
+        await service.create_session(app_name="a", user_id="titled", display_name="T")
+        await service.create_session(app_name="a", user_id="expiring", ttl=3600)
+        statements: list[str] = []
+
+        @sa_event.listens_for(service.engine.sync_engine, "before_cursor_execute")
+        def _capture(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            statements.append(statement)
+
+        listings = {}
+        for user in ("plain", "titled", "expiring", None):
+            statements.clear()
+            listings[user] = await service.list_sessions(app_name="a", user_id=user)
+            listings[user, "joined"] = any("LEFT JOIN" in s for s in statements)
+    assert [s.id for s in listings["plain"].sessions] == [plain.id]
+    assert listings["plain"].sessions[0].state == {"k": 1}
+    assert [s.display_name for s in listings["titled"].sessions] == ["T"]
+    assert [s.display_name for s in listings[None].sessions] == [None, "T", None]
+    # The sessions alone for a user with no title, label or expiry; the join for the others.
+    assert [listings[u, "joined"] for u in ("plain", "titled", "expiring", None)] == [
+        False,
+        True,
+        True,
+        True,
+    ]

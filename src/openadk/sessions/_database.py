@@ -89,6 +89,7 @@ from openadk.sessions._session import (
     SearchEventsResponse,
     SearchHit,
     Session,
+    stored_session,
 )
 from openadk.sessions._threaded import threaded_connection
 
@@ -1578,7 +1579,10 @@ class DatabaseSessionService(BaseSessionService):
         worker = lite.writer if write else lite.reader
 
         def job(conn: _sqlite.Connection) -> _T:
-            return _sqlite.transaction(conn, write, body)
+            result = _sqlite.transaction(conn, write, body)
+            if write:
+                lite.wrote()
+            return result
 
         for attempt in range(_RETRIES):
             try:
@@ -1618,7 +1622,7 @@ class DatabaseSessionService(BaseSessionService):
             if marker is None:
                 last = conn.one(_LITE_LAST_EVENT, key)
                 last_event_id = None if last is None else last[0]
-            if self._is_stale(session, _marker(stored_time), last_event_id):
+            if self._is_stale(session, _text_marker(row[0], stored_time), last_event_id):
                 duplicate = self._lite_duplicate(conn, event, plan, key)
                 if duplicate is not None:
                     return duplicate
@@ -1669,7 +1673,9 @@ class DatabaseSessionService(BaseSessionService):
                 ).lastrowid
                 self._lite_schedule_flush(pending or 0)
             return AppendOutcome(
-                timestamp=timestamp, last_update_time=_epoch(stamp), marker=_marker(stamp)
+                timestamp=timestamp,
+                last_update_time=_epoch(stamp),
+                marker=_text_marker(db_stamp, stamp),
             )
 
         return await self._lite_run("append_event", True, body)
@@ -1970,8 +1976,11 @@ class DatabaseSessionService(BaseSessionService):
     async def _lite_list(
         self, app_name: str, user_id: str | None, limit: int | None, after: PageKey | None
     ) -> ListSessionsResponse:
-        sql = _LITE_LIST
-        params: list[Any] = [app_name, self._lite_now()]
+        # Two forms of the listing: with the title, labels and expiry of each session (a join
+        # and a look-up per row), and, when the scopes statement finds no metadata or expiry
+        # row for the app (or user), the sessions alone.
+        sql = ""
+        params: list[Any] = []
         if user_id is not None:
             sql += " AND s.user_id = ?"
             params.append(user_id)
@@ -1987,12 +1996,22 @@ class DatabaseSessionService(BaseSessionService):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(min(limit, _MAX_ROWS) + 1)
-        scopes_sql = _LITE_LIST_SCOPES + (" AND user_id = ?" if user_id is not None else "")
-        scope_params = (app_name, app_name) if user_id is None else (app_name, app_name, user_id)
+        full_sql = _LITE_LIST + sql
+        full_params = [app_name, self._lite_now(), *params]
+        plain_sql = _LITE_LIST_PLAIN + sql
+        plain_params = [app_name, *params]
+        if user_id is None:
+            scopes_sql = _LITE_LIST_SCOPES
+            scope_params: tuple[str, ...] = (app_name,) * 4
+        else:
+            scopes_sql = _LITE_LIST_USER_SCOPES
+            scope_params = (app_name, user_id, app_name, user_id, app_name, app_name, user_id)
 
         def body(conn: _sqlite.Connection) -> ListSessionsResponse:
-            rows = conn.all(sql, params)
-            scopes = conn.all(scopes_sql, scope_params)
+            found = conn.all(scopes_sql, scope_params)
+            plain = not any(row[2] for row in found if row[0] == 0)
+            scopes = [(row[1], row[2]) for row in found if row[0] != 0]
+            rows = conn.all(plain_sql, plain_params) if plain else conn.all(full_sql, full_params)
             return self._listing(app_name, limit, scopes, rows)
 
         return await self._lite_run("list_sessions", False, body)
@@ -2262,29 +2281,45 @@ class DatabaseSessionService(BaseSessionService):
         more = limit is not None and len(rows) > limit
         if more:
             del rows[limit:]
-        app_state = scopes.get(None) or {}
         states = _decode_states(app_name, rows)
+        # The app's and each user's keys, prefixed once per listing rather than once per session.
+        app_part = _prefixed(scopes.get(None) or {}, "app:")
+        parts: dict[str | None, dict[str, Any]] = {}
         result = []
         for (row_user, row_id, _, update_time, display_name, labels), own in zip(
             rows, states, strict=True
         ):
-            epoch, marker = _stamp_fields(update_time)
+            part = parts.get(row_user)
+            if part is None:
+                user_part = _prefixed(scopes.get(row_user) or {}, "user:")
+                part = parts[row_user] = {**app_part, **user_part}
+            if part:
+                # Decoded for this session alone, the state is its own: no copy; the shared
+                # app and user values are copied where they are containers.
+                for name, value in part.items():
+                    own[name] = value if value.__class__ in _PLAIN else copy_json(value)
+            if update_time.__class__ is str and len(update_time) == 26 and update_time[10] == " ":
+                # SQLAlchemy's SQLite text form; the marker is its ISO form (with a "T").
+                epoch = (_from_iso(update_time) - _EPOCH_NAIVE).total_seconds()
+                marker = update_time[:10] + "T" + update_time[11:]
+            else:
+                epoch, marker = _stamp_fields(update_time)
             if labels is not None:
                 labels = _metadata_sql.decode_labels(
                     labels, _session_key(app_name, row_user, row_id)
                 )
             result.append(
-                Session._from_storage(
-                    id=row_id,
-                    app_name=app_name,
-                    user_id=row_user,
-                    # Decoded for this session alone, the state is its own: no copy.
-                    state=merge_fresh_state(own, app_state, scopes.get(row_user) or {}),
-                    events=[],
-                    last_update_time=epoch,
-                    marker=marker,
-                    display_name=display_name,
-                    labels=labels,
+                stored_session(
+                    Session,
+                    row_id,
+                    app_name,
+                    row_user,
+                    own,
+                    [],
+                    epoch,
+                    marker,
+                    display_name,
+                    labels,
                 )
             )
         token = None
@@ -2615,9 +2650,25 @@ _LITE_UNINDEX_SESSION = (
 _LITE_UNPEND_SESSION = (
     f"DELETE FROM {_search.PENDING_TABLE} WHERE app_name = ? AND user_id = ? AND session_id = ?"
 )
+_LITE_LIST_PLAIN = (
+    "SELECT s.user_id, s.id, s.state, s.update_time, NULL, NULL FROM sessions s "
+    "WHERE s.app_name = ?"
+)
+# (kind, user_id, state): the scopes' states (kind 1, user_id None for the app's), and a flag
+# row (kind 0): whether any session of the app (or user) has a title, labels or an expiry time,
+# which needs `_LITE_LIST`'s join; without, `_LITE_LIST_PLAIN` gives the same rows.
 _LITE_LIST_SCOPES = (
-    "SELECT NULL, state FROM app_states WHERE app_name = ? "
-    "UNION ALL SELECT user_id, state FROM user_states WHERE app_name = ?"
+    "SELECT 0, NULL, EXISTS (SELECT 1 FROM openadk_session_metadata WHERE app_name = ?) "
+    "OR EXISTS (SELECT 1 FROM openadk_session_expiry WHERE app_name = ?) "
+    "UNION ALL SELECT 1, NULL, state FROM app_states WHERE app_name = ? "
+    "UNION ALL SELECT 1, user_id, state FROM user_states WHERE app_name = ?"
+)
+_LITE_LIST_USER_SCOPES = (
+    "SELECT 0, NULL, EXISTS (SELECT 1 FROM openadk_session_metadata WHERE app_name = ? "
+    "AND user_id = ?) "
+    "OR EXISTS (SELECT 1 FROM openadk_session_expiry WHERE app_name = ? AND user_id = ?) "
+    "UNION ALL SELECT 1, NULL, state FROM app_states WHERE app_name = ? "
+    "UNION ALL SELECT 1, user_id, state FROM user_states WHERE app_name = ? AND user_id = ?"
 )
 
 
@@ -2639,21 +2690,6 @@ _PLAIN = (str, int, float, bool, type(None))
 def scoped_parts(scoped: ScopedDelta) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """A delta's session, app and user parts, in `_postgres.append_sql`'s parameter order."""
     return scoped.session, scoped.app, scoped.user
-
-
-def merge_fresh_state(
-    own: dict[str, Any], app_state: dict[str, Any], user_state: dict[str, Any]
-) -> dict[str, Any]:
-    """`merge_state` for a session state decoded for this session alone.
-
-    That state is kept (no copy); only container values of the shared app and user states are
-    copied.
-    """
-    for key, value in app_state.items():
-        own["app:" + key] = value if value.__class__ in _PLAIN else copy_json(value)
-    for key, value in user_state.items():
-        own["user:" + key] = value if value.__class__ in _PLAIN else copy_json(value)
-    return own
 
 
 class _EventCache:
@@ -2808,12 +2844,27 @@ def _stamp_fields(value: Any) -> tuple[float, str]:
     """A stored update time as (Unix seconds, revision marker), fast for the usual forms."""
     if value.__class__ is str and len(value) == 26 and value[10] == " ":
         # SQLAlchemy's SQLite text form: the marker is the ISO form with a "T".
-        parsed = datetime.datetime.fromisoformat(value)
-        return parsed.replace(tzinfo=_UTC).timestamp(), value[:10] + "T" + value[11:]
+        return (_from_iso(value) - _EPOCH_NAIVE).total_seconds(), value[:10] + "T" + value[11:]
     if value.__class__ is datetime.datetime and value.tzinfo is None:
-        return value.replace(tzinfo=_UTC).timestamp(), value.isoformat(timespec="microseconds")
+        # Naive UTC; the difference is what `timestamp()` of the aware time computes, cheaper.
+        return (value - _EPOCH_NAIVE).total_seconds(), value.isoformat(timespec="microseconds")
     stamp = from_db_time(value)
     return _epoch(stamp), _marker(stamp)
+
+
+def _text_marker(text: Any, stamp: datetime.datetime) -> str:
+    """`_marker` of ``stamp``, read off ``text``, its stored form, when that is SQLAlchemy's."""
+    if text.__class__ is str and len(text) == 26 and text[10] == " ":
+        return text[:10] + "T" + text[11:]
+    return _marker(stamp)
+
+
+def _prefixed(state: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {prefix + name: value for name, value in state.items()}
+
+
+_from_iso = datetime.datetime.fromisoformat
+_EPOCH_NAIVE = datetime.datetime(1970, 1, 1)
 
 
 def _decode_state(value: Any, table: str, key: dict[str, str]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ rebuild DEST's index with `index_stored_events`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -100,7 +101,9 @@ def _scope(*key: str) -> str:
     return f"{'aus'[len(key) - 1]}{digest}"
 
 
+@functools.lru_cache(maxsize=1024)
 def _scopes(app_name: str, user_id: str, session_id: str) -> str:
+    # Cached: a session's appends all index under the same three tokens.
     return " ".join(
         (_scope(app_name), _scope(app_name, user_id), _scope(app_name, user_id, session_id))
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from pydantic.alias_generators import to_camel
@@ -17,6 +17,9 @@ __all__ = [
     "SearchHit",
     "Session",
 ]
+
+
+_S = TypeVar("_S", bound="Session")
 
 
 def _is_none(value: object) -> bool:
@@ -74,34 +77,70 @@ class Session(BaseModel):
         The same result as the constructor, for the thousands of sessions a listing returns:
         pydantic's ``model_construct`` costs several times more per instance.
         """
-        session = cls.__new__(cls)
-        object.__setattr__(
-            session,
-            "__dict__",
-            {
-                "id": id,
-                "app_name": app_name,
-                "user_id": user_id,
-                "state": state,
-                "events": events,
-                "last_update_time": last_update_time,
-                "display_name": display_name,
-                "labels": {} if labels is None else labels,
-            },
+        return stored_session(
+            cls,
+            id,
+            app_name,
+            user_id,
+            state,
+            events,
+            last_update_time,
+            marker,
+            display_name,
+            labels,
         )
-        fields_set = set(_SESSION_FIELDS)
-        if display_name is not None:
-            fields_set.add("display_name")
-        if labels:
-            fields_set.add("labels")
-        object.__setattr__(session, "__pydantic_fields_set__", fields_set)
-        object.__setattr__(session, "__pydantic_extra__", None)
-        object.__setattr__(session, "__pydantic_private__", {"_storage_update_marker": marker})
-        return session
 
 
-_SESSION_FIELDS = ("id", "app_name", "user_id", "state", "events", "last_update_time")
+def stored_session(
+    cls: type[_S],
+    id: str,
+    app_name: str,
+    user_id: str,
+    state: dict[str, Any],
+    events: list[Event],
+    last_update_time: float,
+    marker: str | None,
+    display_name: str | None,
+    labels: dict[str, str] | None,
+) -> _S:
+    """`Session._from_storage` with positional arguments, for a listing's loop.
+
+    pydantic's slots are filled through their descriptors: ``object.__setattr__`` by name, or
+    keyword arguments, cost as much again per session.
+    """
+    session = _new(cls)
+    _set_dict(
+        session,
+        {
+            "id": id,
+            "app_name": app_name,
+            "user_id": user_id,
+            "state": state,
+            "events": events,
+            "last_update_time": last_update_time,
+            "display_name": display_name,
+            "labels": {} if labels is None else labels,
+        },
+    )
+    fields_set = _SESSION_FIELDS.copy()
+    if display_name is not None:
+        fields_set.add("display_name")
+    if labels:
+        fields_set.add("labels")
+    _set_fields_set(session, fields_set)
+    _set_extra(session, None)
+    _set_private(session, {"_storage_update_marker": marker})
+    return session
+
+
+_SESSION_FIELDS = {"id", "app_name", "user_id", "state", "events", "last_update_time"}
 # display_name and labels are not in the set fields unless given, as with the constructor.
+
+_new = object.__new__
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 class GetSessionConfig(BaseModel):

@@ -14,6 +14,15 @@ same file (SQLite's locks and the busy timeout order the two).
 Connections are opened with the engine's connect arguments and get its ``connect`` listeners
 (the service's pragmas, and any the caller added); its ``before_cursor_execute`` listeners see
 every statement run here; disposing of the engine closes these connections too.
+
+WAL checkpoints run on a third thread with its own connection. SQLite otherwise checkpoints in
+the commit that takes the log past ``wal_autocheckpoint`` pages: with an append writing some
+fifteen pages (the event, its indexes, the session row, the search index), one append in
+seventy paid for copying the log into the database and two fsyncs, which was most of the mean
+append time. The writer asks for a passive checkpoint every `CHECKPOINT_EVERY` write
+transactions and keeps its own automatic checkpoint, at four times the configured size, only as
+a backstop. With ``wal_autocheckpoint`` set to 0 by a connect listener (the caller checkpoints)
+or outside WAL mode, nothing changes.
 """
 
 from __future__ import annotations
@@ -35,9 +44,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 __all__ = ["CUSTOM_CONNECTIONS", "SqliteThreads", "Worker", "db_text_time", "fast_path_allowed"]
 
 _T = TypeVar("_T")
-logger = logging.getLogger("openadk.sessions")
 IDLE_SECONDS = 0.05
 """How long a worker waits for a job before running its idle job (see `Worker.when_idle`)."""
+
+logger = logging.getLogger("openadk.sessions")
+
+CHECKPOINT_EVERY = 64
+"""Write transactions between two background checkpoints (about SQLite's default 1,000 pages
+of log at fifteen pages an append)."""
 
 # Engine arguments that change how connections are made: the service then uses SQLAlchemy alone.
 CUSTOM_CONNECTIONS = {"creator", "async_creator", "module", "poolclass", "pool", "connect_args"}
@@ -138,7 +152,10 @@ class Worker:
                 if loop is None:
                     # A background job (`submit`, `when_idle`): no one waits for it.
                     logger.warning(
-                        "SQLite background job failed: %s: %s", type(error).__name__, error
+                        "%s: background job failed: %s: %s",
+                        self._thread.name,
+                        type(error).__name__,
+                        error,
                     )
                     continue
                 # A closed loop (RuntimeError) has no one waiting.
@@ -152,13 +169,16 @@ class Worker:
         if conn is not None:
             conn.raw.close()
 
-    async def run(self, fn: Callable[[Connection], _T]) -> _T:
-        """Runs ``fn`` with the connection in the thread; one hop there and back."""
+    def _start(self) -> None:
         if not self._started:
             with self._start_lock:
                 if not self._started:
                     self._thread.start()
                     self._started = True
+
+    async def run(self, fn: Callable[[Connection], _T]) -> _T:
+        """Runs ``fn`` with the connection in the thread; one hop there and back."""
+        self._start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
         self._jobs.put((fn, loop, future))
@@ -166,6 +186,7 @@ class Worker:
 
     def submit(self, fn: Callable[[Connection], Any]) -> None:
         """Queues ``fn`` behind the jobs already queued; no one waits for it (errors are logged)."""
+        self._start()
         self._jobs.put((fn, None, None))
 
     def when_idle(self, fn: Callable[[Connection], Any]) -> None:
@@ -203,8 +224,17 @@ class SqliteThreads:
         self._kwargs = kwargs
         self._pool_dispatch = sync_engine.pool.dispatch
         self._engine_dispatch = sync_engine.dispatch
-        self.writer = Worker("openadk-sqlite-writer", self._open)
+        self.writer = Worker("openadk-sqlite-writer", self._open_writer)
         self.reader = Worker("openadk-sqlite-reader", self._open)
+        self.checkpointer = Worker("openadk-sqlite-checkpointer", self._open)
+        # Written on the writer's thread only (`_checkpoint_queued` also by the checkpointer's).
+        self._background_checkpoints = False
+        self._writes = 0
+        self._checkpoint_queued = False
+        self.checkpoints = 0
+        """Background checkpoints run so far."""
+        self.last_checkpoint: tuple[int, int, int] | None = None
+        """The last one's (busy, pages in the log, pages copied into the database)."""
         sa_event.listen(sync_engine, "engine_disposed", self._on_dispose)
         self._engine = sync_engine
 
@@ -216,13 +246,44 @@ class SqliteThreads:
         raw.isolation_level = None
         return Connection(raw, self._engine_dispatch)
 
+    def _open_writer(self) -> Connection:
+        conn = self._open()
+        raw = conn.raw
+        pages = raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        wal = str(raw.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal"
+        self._background_checkpoints = wal and pages > 0
+        if self._background_checkpoints:
+            # A backstop only: the checkpointer thread keeps the log well below it.
+            raw.execute(f"PRAGMA wal_autocheckpoint={pages * 4}")
+        return conn
+
+    def wrote(self) -> None:
+        """Notes a committed write transaction (on the writer's thread); may queue a checkpoint."""
+        self._writes += 1
+        if self._writes < CHECKPOINT_EVERY or not self._background_checkpoints:
+            return
+        self._writes = 0
+        if not self._checkpoint_queued:
+            self._checkpoint_queued = True
+            self.checkpointer.submit(self._checkpoint)
+
+    def _checkpoint(self, conn: Connection) -> None:
+        # Cleared first: writes committed while this runs queue the next one.
+        self._checkpoint_queued = False
+        # PASSIVE: copies what no reader still needs and never waits for (or blocks) a writer.
+        busy, log_pages, copied = conn.raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self.last_checkpoint = (busy, log_pages, copied)
+        self.checkpoints += 1
+
     def _on_dispose(self, _engine: Any) -> None:
         self.writer.reset()
         self.reader.reset()
+        self.checkpointer.reset()
 
     async def close(self) -> None:
         sa_event.remove(self._engine, "engine_disposed", self._on_dispose)
-        threads = [t for t in (self.writer.stop(), self.reader.stop()) if t is not None]
+        workers = (self.writer, self.reader, self.checkpointer)
+        threads = [t for t in (worker.stop() for worker in workers) if t is not None]
         for thread in threads:
             await asyncio.to_thread(thread.join)
 
