@@ -85,11 +85,23 @@ async def test_a_fork_copies_its_index_rows_in_one_statement(db_url: str) -> Non
         large = await _session_with(service, app, word, 300)
         few = await _fork_statements(service, app, small)
         many = await _fork_statements(service, app, large)
-        # However many events: the same statements, one of them on the index.
-        assert len(many.touching("openadk_event_search")) == 1, many.touching(
-            "openadk_event_search"
-        )[:3]
-        assert len(many.all) == len(few.all)
+        # However many events: the same statements, one of them copying index rows (on
+        # SQLite, after the two that move the pending list into FTS5 first).
+        copies = [
+            s for s in many.touching("openadk_event_search") if "event_search_pending" not in s
+        ]
+        assert len(copies) == 1, copies[:3]
+
+        # (Moving SQLite's pending list takes statements of its own when rows are pending.)
+        def own(seen: Statements) -> list[str]:
+            # The writes (reads vary with what the event cache holds).
+            return [
+                s
+                for s in seen.all
+                if "openadk_event_search" not in s and s.lstrip().upper().startswith("INSERT")
+            ]
+
+        assert len(own(many)) == len(own(few))
 
         fork = f"{large}-fork"
         hits: list[Any] = []
