@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy import event as sa_event
 
 from openadk.events import Event
 from openadk.sessions import DatabaseSessionService
+from openadk.sessions._admin import export_sessions, import_sessions
 from tests.contract.backends import MYSQL, POSTGRES
 
 SERVERS = {
@@ -147,3 +149,37 @@ async def test_a_fork_up_to_an_invocation_indexes_only_its_events(db_url: str) -
         # The fork's rows are under its own user/app scope: filtered by user too.
         mine = await service.search_events(app_name=app, user_id="ann", query=f"{word} 3")
         assert {h.session_id for h in mine.hits} == {source, "cut"}
+
+
+@pytest.mark.asyncio
+async def test_a_fork_cut_among_events_of_one_time_indexes_only_the_copied_ones(
+    db_url: str,
+) -> None:
+    # Events stored at one time (google-adk lets them tie; an import keeps their times): the
+    # cut cannot be a time, so the index rows at that time are taken by event id.
+    app = f"fork-{uuid.uuid4().hex[:8]}"
+    word = f"w{uuid.uuid4().hex[:10]}"
+    async with DatabaseSessionService(db_url) as service:
+        await _session_with(service, app, word, 6)
+        [line] = [line async for line in export_sessions(service, app_name=app)]
+        dump = json.loads(line)
+        dump["id"] = "tied"
+        for stored in dump["events"]:
+            stored["timestamp"] = 1_700_000_000.25
+        report = await import_sessions(service, [json.dumps(dump)])
+        assert (report.imported, report.errors) == (1, [])
+        tied = await service.get_session(app_name=app, user_id="ann", session_id="tied")
+        assert tied is not None
+        assert len({e.timestamp for e in tied.events}) == 1
+
+        fork = await service.fork_session(
+            app_name=app,
+            user_id="ann",
+            session_id="tied",
+            new_session_id="tied-cut",
+            up_to_invocation_id=tied.events[2].invocation_id,
+        )
+        assert [e.id for e in fork.events] == [e.id for e in tied.events[:3]]
+        found = await service.search_events(app_name=app, query=word, limit=100)
+        indexed = sorted(h.event_id for h in found.hits if h.session_id == "tied-cut")
+        assert indexed == sorted(e.id for e in fork.events)

@@ -119,6 +119,11 @@ class CopyReport:
     not_carried: list[str] = field(default_factory=list)
     """What DEST cannot hold and was left out, one line each (titles and labels in Redis)."""
 
+    def start_table(self, table: str) -> None:
+        """Sets every count of ``table`` to 0 (so a table with no rows still shows)."""
+        for counter in (self.source, self.copied, self.skipped, self.conflicted, self.missing):
+            counter[table] = 0
+
     @property
     def verified(self) -> bool:
         """Every source row that was not held back by a conflict is in the destination."""
@@ -314,14 +319,7 @@ async def copy_database(
                 done += len(rows)
                 if progress is not None:
                     progress(table.name, done, total)
-        for counter in (
-            report.source,
-            report.copied,
-            report.skipped,
-            report.conflicted,
-            report.missing,
-        ):
-            counter[METADATA] = 0
+        report.start_table(METADATA)
         held_metadata: set[tuple[Any, ...]] = set()
 
         def metadata_target(row: dict[str, Any]) -> dict[str, Any] | None:

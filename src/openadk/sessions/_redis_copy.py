@@ -515,14 +515,7 @@ async def copy_with_redis(
         raise ValueError(f"migrate-from cannot write a {type(destination).__name__}.")
     report = CopyReport()
     for table in _TABLES:
-        for counter in (
-            report.source,
-            report.copied,
-            report.skipped,
-            report.conflicted,
-            report.missing,
-        ):
-            counter[table] = 0
+        report.start_table(table)
 
     async def scope(table: str, key: tuple[str, ...], state: dict[str, Any]) -> None:
         app, user = key[0], (key[1] if len(key) > 1 else None)

@@ -358,11 +358,17 @@ async def copy_session_index(
     copies, ``dropped`` the timestamps of the source's events after them (a fork "up to" an
     invocation).
     """
+    cut, params = _fork_cut(kept, dropped)
     family = _family(dialect)
     if family == "sqlite":
-        await copy_session_index_sqlite(conn, app_name, user_id, session_id, new_id, kept, dropped)
+        # FTS5 rows are found by the source's scope token and written under the fork's.
+        params.update(
+            scope=_scopes(app_name, user_id, new_id),
+            new_id=new_id,
+            match=_session_match(app_name, user_id, session_id),
+        )
+        await conn.execute(text(_COPY_INDEX_SQLITE + cut), params)
         return
-    cut, params = _fork_cut(kept, dropped)
     params.update(app_name=app_name, user_id=user_id, session_id=session_id, new_id=new_id)
     if family == "postgresql":
         statement = (
@@ -374,25 +380,6 @@ async def copy_session_index(
             f"INSERT IGNORE INTO {SEARCH_TABLE} {_COPY_INDEX_COLUMNS} {_COPY_INDEX_SELECT}{cut}"
         )
     await conn.execute(text(statement), params)
-
-
-async def copy_session_index_sqlite(
-    conn: AsyncConnection,
-    app_name: str,
-    user_id: str,
-    session_id: str,
-    new_id: str,
-    kept: Sequence[tuple[str, float]],
-    dropped: Sequence[float],
-) -> None:
-    """SQLite's `copy_session_index`: one statement on the FTS5 table."""
-    cut, params = _fork_cut(kept, dropped)
-    params.update(
-        scope=_scopes(app_name, user_id, new_id),
-        new_id=new_id,
-        match=_session_match(app_name, user_id, session_id),
-    )
-    await conn.execute(text(_COPY_INDEX_SQLITE + cut), params)
 
 
 def stored_index_params(family: str, row: Mapping[Any, Any]) -> dict[str, Any] | None:
