@@ -285,9 +285,7 @@ async def copy_database(
 
     async with src.connect() as read:
         for table in TABLES:
-            report.source[table.name] = report.copied[table.name] = 0
-            report.skipped[table.name] = report.conflicted[table.name] = 0
-            report.missing[table.name] = 0
+            report.start_table(table.name)
             if table not in readable:  # openadk's own table, in a database google-adk made
                 continue
             total = (await read.execute(select(func.count()).select_from(table))).scalar_one()
