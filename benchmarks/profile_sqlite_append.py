@@ -93,7 +93,8 @@ def us(values: list[float]) -> str:
 
 
 def wal_frames(path: str) -> int:
-    return (os.path.getsize(path + "-wal") - 32) // (4096 + 24) if os.path.exists(path) else 0
+    log = path + "-wal"
+    return (os.path.getsize(log) - 32) // (4096 + 24) if os.path.exists(log) else 0
 
 
 async def main(appends: int) -> None:
